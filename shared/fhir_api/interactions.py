@@ -1,0 +1,292 @@
+"""FHIR's RESTful interactions over HTTP: from a parsed request to a FHIR response.
+
+The service decides what happens to the data; this module speaks HTTP: content types, ``Prefer``,
+``If-Match``, ``ETag``/``Last-Modified``/``Location``, bundles and their links.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote
+
+from fhir_api import errors, fhirjson, fhirtime
+from fhir_api.fhirjson import RawJson
+from fhir_api.http import ACCEPTED_BODY_TYPES, Request, Response
+from fhir_api.routes import Route
+from fhir_api.settings import Settings
+from fhir_api.store.types import StoredResource
+
+WEAK_ETAG = re.compile(r'\s*(?:W/)?"(\d{1,12})"\s*')
+DEFAULT_HISTORY_COUNT = 20
+MAX_COUNT = 100
+
+
+def run(route: Route, request: Request, settings: Settings, context: Any) -> Response:
+    """Answer ``request`` on ``route``."""
+    _check_accept(request)
+    if route.interaction == "capabilities":
+        return capabilities(request)
+    from fhir_api.resources import service_for
+
+    service = service_for(str(route.resource_type), settings)
+    if route.interaction == "create":
+        return create(service, request, context)
+    return INTERACTIONS[route.interaction](service, request)
+
+
+def capabilities(request: Request) -> Response:
+    """GET /metadata: the CapabilityStatement, generated from the route and parameter tables."""
+    from fhir_api.capability import capability_statement
+    from fhir_api.resources import DEFINITIONS
+
+    return Response(200, capability_statement(request.base_url, list(DEFINITIONS.values())))
+
+
+def read(service: Any, request: Request) -> Response:
+    """GET [type]/[id]."""
+    stored = service.read(request.path_params.get("id", ""))
+    return _resource_response(200, stored, request)
+
+
+def vread(service: Any, request: Request) -> Response:
+    """GET [type]/[id]/_history/[vid]."""
+    stored = service.vread(request.path_params.get("id", ""), request.path_params.get("vid", ""))
+    return _resource_response(200, stored, request)
+
+
+def create(service: Any, request: Request, context: Any) -> Response:
+    """POST [type]: a new resource; an Idempotency-Key makes a retry return the first answer."""
+    settings = service.settings
+    document = _body(request, settings)
+    key = request.header("Idempotency-Key")
+    if_none_exist = request.header("If-None-Exist")
+    if if_none_exist:
+        existing = service.conditional_match(if_none_exist)
+        if existing is not None:
+            return _resource_response(200, existing, request)
+
+    def respond() -> dict[str, Any]:
+        stored = service.create(document)
+        return _resource_response(201, stored, request, location=True).to_dict()
+
+    if key:
+        from fhir_api.store.idempotency import once
+
+        answer = once(
+            settings,
+            scope=f"{request.sub}#{service.resource_type}",
+            key=key,
+            body=request.body or b"",
+            work=respond,
+            context=context,
+        )
+    else:
+        answer = respond()
+    return Response.from_dict(answer)
+
+
+def update(service: Any, request: Request) -> Response:
+    """PUT [type]/[id]: a new version, conditional on the one it replaces."""
+    if_match = _if_match(request.header("If-Match"))
+    document = _body(request, service.settings)
+    stored = service.update(request.path_params.get("id", ""), document, if_match)
+    return _resource_response(200, stored, request, location=True)
+
+
+def history(service: Any, request: Request) -> Response:
+    """GET [type]/[id]/_history: the versions, newest first, as a history Bundle."""
+    from fhir_api.search import paging
+
+    resource_id = request.path_params.get("id", "")
+    count = _history_count(request.query.get("_count"))
+    query_key = f"{service.resource_type}/{resource_id}/_history?_count={count}"
+    page_token = (request.query.get("_page") or [""])[0]
+    before = None
+    if page_token:
+        before = int(paging.verify(page_token, service.settings.page_token_secret, query_key)["b"])
+    page = service.history(resource_id, count, before)
+    self_url = f"{request.base_url}/{service.resource_type}/{resource_id}/_history?_count={count}"
+    links = [{"relation": "self", "url": self_url}]
+    if page.next_before is not None:
+        token = paging.sign(
+            {"b": page.next_before},
+            service.settings.page_token_secret,
+            query_key,
+            service.settings.page_token_ttl_seconds,
+        )
+        links.append({"relation": "next", "url": f"{self_url}&_page={quote(token)}"})
+    entries = [
+        {
+            "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
+            "resource": RawJson(stored.text),
+            "request": {
+                "method": "POST" if stored.version_id == 1 else "PUT",
+                "url": stored.resource_type
+                if stored.version_id == 1
+                else f"{stored.resource_type}/{stored.id}",
+            },
+            "response": {
+                "status": "201" if stored.version_id == 1 else "200",
+                "etag": f'W/"{stored.version_id}"',
+                "lastModified": stored.last_updated,
+            },
+        }
+        for stored in page.versions
+    ]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
+    if page.next_before is None and before is None:
+        bundle["total"] = len(entries)
+    bundle["link"] = links
+    bundle["entry"] = entries
+    return Response(200, fhirjson.dumps(bundle))
+
+
+def search(service: Any, request: Request) -> Response:
+    """GET [type]?params: a searchset Bundle with self and next links."""
+    from fhir_api.search.parameters import parse_query
+
+    strict = "handling=strict" in (request.header("Prefer") or "").replace(" ", "")
+    query = parse_query(
+        request.query,
+        service.definition.search_parameters,
+        strict=strict,
+        sorts=service.definition.sort_parameters,
+    )
+    page = service.search(query)
+    canonical = query.canonical()
+    self_url = f"{request.base_url}/{service.resource_type}" + (f"?{canonical}" if canonical else "")
+    links = [{"relation": "self", "url": self_url}]
+    if page.next_token:
+        separator = "&" if canonical else "?"
+        links.append({"relation": "next", "url": f"{self_url}{separator}_page={quote(page.next_token)}"})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if page.total is not None:
+        bundle["total"] = page.total
+    bundle["link"] = links
+    if page.matches:
+        bundle["entry"] = [
+            {
+                "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
+                "resource": RawJson(stored.text),
+                "search": {"mode": "match"},
+            }
+            for stored in page.matches
+        ]
+    return Response(200, fhirjson.dumps(bundle))
+
+
+INTERACTIONS: dict[str, Callable[[Any, Request], Response]] = {
+    "read": read,
+    "vread": vread,
+    "update": update,
+    "search-type": search,
+    "history-instance": history,
+}
+
+
+def unrouted(request: Request, methods: tuple[str, ...], settings: Settings) -> Response:
+    """Paths and methods the API does not serve: 405 with Allow, a CORS preflight, or 404."""
+    if request.method == "OPTIONS" and methods and settings.cors_origins:
+        return Response(204, None, {"Allow": ", ".join(methods)})
+    if methods:
+        raise errors.MethodNotAllowed(
+            f"{request.method} is not supported on {request.path}; use {', '.join(methods)}.",
+            allowed=methods,
+        )
+    raise errors.ResourceNotFound(f"No FHIR endpoint at {request.path}.")
+
+
+def apply_cors(request: Request, response: Response, settings: Settings) -> None:
+    """Allow a configured origin to read the answer; with no origins configured, CORS stays off."""
+    origin = request.header("Origin")
+    if not origin or origin not in settings.cors_origins:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    response.headers["Access-Control-Expose-Headers"] = "ETag, Location, Last-Modified"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "GET")
+        response.headers["Access-Control-Allow-Headers"] = (
+            "Authorization, Content-Type, If-Match, If-None-Exist, Prefer, Idempotency-Key"
+        )
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _resource_response(
+    status: int, stored: StoredResource, request: Request, location: bool = False
+) -> Response:
+    headers = {
+        "ETag": f'W/"{stored.version_id}"',
+        "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
+    }
+    if location:
+        headers["Location"] = (
+            f"{request.base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
+        )
+    prefer = (request.header("Prefer") or "").replace(" ", "").lower()
+    if request.method in ("POST", "PUT") and "return=minimal" in prefer:
+        return Response(status, None, headers)
+    if request.method in ("POST", "PUT") and "return=operationoutcome" in prefer:
+        issue = errors.Issue(
+            "informational",
+            f"{stored.resource_type}/{stored.id} version {stored.version_id} stored.",
+            severity="information",
+        )
+        from fhir_api.outcome import operation_outcome
+
+        return Response(status, operation_outcome([issue]), headers)
+    return Response(status, stored.text, headers)
+
+
+def _body(request: Request, settings: Settings) -> Any:
+    content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type not in ACCEPTED_BODY_TYPES:
+        raise errors.UnsupportedMediaType(
+            f"Send the resource as application/fhir+json (got {content_type or 'no Content-Type'})."
+        )
+    if request.body is None or not request.body.strip():
+        raise errors.InvalidRequest("The request has no body; send the resource as JSON.")
+    if len(request.body) > settings.max_body_bytes:
+        raise errors.PayloadTooLarge(
+            f"The body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}."
+        )
+    return fhirjson.loads(request.body)
+
+
+def _check_accept(request: Request) -> None:
+    """FHIR JSON only: ``_format`` or ``Accept`` asking for XML alone is refused (406)."""
+    wanted = (request.query.get("_format") or [""])[0].lower()
+    accept = (request.header("Accept") or "").lower()
+    if wanted and "json" not in wanted:
+        raise errors.NotAcceptable(f"_format={wanted} is not supported; this server speaks FHIR JSON.")
+    if accept and not any(kind in accept for kind in ("json", "*/*", "application/*")):
+        raise errors.NotAcceptable(f"Accept: {accept} is not supported; this server speaks FHIR JSON.")
+
+
+def etag_version(value: str | None) -> int | None:
+    """The version an ETag (``W/"3"`` or ``"3"``) names, or None when it names none."""
+    matched = WEAK_ETAG.fullmatch(value or "")
+    return int(matched.group(1)) if matched else None
+
+
+def _if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    version = etag_version(value)
+    if version is None:
+        raise errors.InvalidRequest(f'If-Match must be a version ETag such as W/"1" (got {value!r}).')
+    return version
+
+
+def _history_count(values: list[str] | None) -> int:
+    if not values:
+        return DEFAULT_HISTORY_COUNT
+    raw = values[0]
+    if not raw.isdigit() or len(raw) > 9:
+        raise errors.InvalidRequest(f"_count must be a whole number (got {raw!r}).", expression=("_count",))
+    return max(1, min(int(raw), MAX_COUNT))

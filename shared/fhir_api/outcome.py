@@ -1,0 +1,64 @@
+"""The one place where domain exceptions become HTTP answers: an OperationOutcome with its status."""
+
+from __future__ import annotations
+
+from fhir_api import errors
+from fhir_api.http import Response
+
+# Most specific class first: the first match wins.
+HTTP_STATUS: tuple[tuple[type[errors.ApiError], int], ...] = (
+    (errors.SearchTooCostly, 400),
+    (errors.InvalidRequest, 400),
+    (errors.ResourceNotFound, 404),
+    (errors.MethodNotAllowed, 405),
+    (errors.NotAcceptable, 406),
+    (errors.VersionConflict, 409),
+    (errors.DuplicateResource, 409),
+    (errors.RequestInProgress, 409),
+    (errors.PreconditionFailed, 412),
+    (errors.PayloadTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
+    (errors.BusinessRuleViolation, 422),
+    (errors.IdempotencyKeyReused, 422),
+    (errors.ServiceUnavailable, 503),
+)
+
+
+def status_of(error: errors.ApiError) -> int:
+    """The HTTP status that answers ``error``."""
+    for error_class, status in HTTP_STATUS:
+        if isinstance(error, error_class):
+            return status
+    return 500
+
+
+def operation_outcome(issues: list[errors.Issue]) -> dict:
+    """An OperationOutcome resource listing ``issues``."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": issue.severity,
+                "code": issue.code,
+                "diagnostics": issue.diagnostics,
+                **({"expression": list(issue.expression)} if issue.expression else {}),
+            }
+            for issue in issues
+        ],
+    }
+
+
+def error_response(error: errors.ApiError) -> Response:
+    """The answer to a refused request."""
+    headers: dict[str, str] = {}
+    if isinstance(error, errors.ServiceUnavailable):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, errors.MethodNotAllowed) and error.allowed:
+        headers["Allow"] = ", ".join(error.allowed)
+    return Response(status_of(error), operation_outcome(error.issues), headers)
+
+
+def internal_error_response() -> Response:
+    """The answer to a failure of the server itself; it says nothing about the cause."""
+    issue = errors.Issue("exception", "The server could not complete the request.")
+    return Response(500, operation_outcome([issue]))

@@ -1,0 +1,89 @@
+"""What a resource type contributes to the generic service: its rules, index entries and search plans."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_api.search.parameters import SearchParameter, SearchQuery
+from fhir_api.settings import Settings
+from fhir_api.store.types import IndexQuery, StoredResource, Term
+
+
+@dataclass(frozen=True)
+class IdLookup:
+    """A search answered by reading resources by id (``_id``, a unique identifier)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A search answered by one index Query (over one or more partitions)."""
+
+    index: IndexQuery
+    table_resource_type: str
+    # (StoredResource attribute, descending) when the result must be sorted on something the index
+    # is not ordered by; None keeps the index order.
+    in_memory_sort: tuple[str, bool] | None = None
+
+
+class ResourceDefinition(ABC):
+    """The base of Encounter's and Patient's definitions; all but ``plan`` have a neutral default."""
+
+    resource_type: str = ""
+    search_parameters: dict[str, SearchParameter] = {}
+    sort_parameters: tuple[str, ...] = ()
+    conditional_create: bool = False
+
+    def validate(self, document: Any) -> dict[str, Any]:
+        """The resource as sent, minus ``id`` and ``meta``; InvalidResource when it is not FHIR R4."""
+        from fhir_api.validation import validate_resource
+
+        return validate_resource(self.resource_type, document)
+
+    @abstractmethod
+    def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """Raise BusinessRuleViolation when ``resource`` (replacing ``previous``) breaks a rule."""
+
+    def references(self, resource: dict[str, Any]) -> list[tuple[str, str]]:
+        """The resources that must exist for ``resource`` to be stored, as (type, id)."""
+        return []
+
+    def index_attributes(
+        self, resource: dict[str, Any], resource_id: str, settings: Settings
+    ) -> dict[str, str]:
+        """Attributes stored beside the resource for its indexes."""
+        return {}
+
+    def terms(self, resource: dict[str, Any], resource_id: str) -> list[Term]:
+        """Search entries stored as items of their own (one resource, many values)."""
+        return []
+
+    @abstractmethod
+    def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
+        """The index read that answers ``query``."""
+
+    def entry_may_match(self, entry: dict[str, str], query: SearchQuery) -> bool:
+        """False when an index entry alone shows its resource cannot match (saves a read)."""
+        return True
+
+    def index_decides(self, query: SearchQuery) -> bool:
+        """True when ``entry_may_match`` alone decides every criterion of ``query``."""
+        return False
+
+    def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
+        """Whether a resource meets every criterion of ``query``."""
+        return True
+
+    def first_entry(self, entry: dict[str, Any], stored: StoredResource, query: SearchQuery) -> bool:
+        """False for an index entry of a resource that an earlier entry of the same search returns."""
+        return True
+
+
+def shard_of(resource_id: str, shards: int) -> int:
+    """The shard a resource's hot index entries go to: stable, and even over random ids."""
+    import zlib
+
+    return zlib.crc32(resource_id.encode("utf-8")) % shards

@@ -1,0 +1,147 @@
+"""Encounter (FHIR R4 4.0.1): its rules, the attributes its indexes need, and its search plans.
+
+Indexes of the Encounters table (template.yaml), all sorted by ``periodStart``:
+- ``subject-index`` (``subject`` = patient id): ``subject``/``patient`` searches;
+- ``status-index`` (``statusShard`` = "<status>#<shard>"): ``status`` searches, a status spread over
+  ``INDEX_SHARDS`` partitions so that ``finished`` is not one hot key;
+- ``date-index`` (``dateShard`` = "all#<shard>"): every other search ("today's encounters").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_api import fhirtime
+from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan, shard_of
+from fhir_api.search import dates, tokens
+from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, ENCOUNTER_SORTS
+from fhir_api.search.parameters import SearchQuery
+from fhir_api.settings import Settings
+from fhir_api.store.types import IndexQuery, StoredResource
+
+# Parameters the indexes answer exactly; anything else is checked on the resource itself.
+SUBJECT_PARAMETERS = ("subject", "patient")
+
+
+def subject_id(resource: dict[str, Any]) -> str:
+    """The patient id of ``subject.reference`` ("Patient/<id>"), validated by the rules."""
+    reference = str((resource.get("subject") or {}).get("reference") or "")
+    return reference.split("/", 1)[1] if reference.startswith("Patient/") else ""
+
+
+class EncounterDefinition(ResourceDefinition):
+    """The Encounter resource."""
+
+    resource_type = "Encounter"
+    search_parameters = ENCOUNTER_PARAMETERS
+    sort_parameters = ENCOUNTER_SORTS
+
+    def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """Required elements, subject, period order, class codes and the status lifecycle."""
+        from fhir_api.validation import check_encounter_rules
+
+        check_encounter_rules(resource, previous)
+
+    def references(self, resource: dict[str, Any]) -> list[tuple[str, str]]:
+        """The subject Patient must exist: checked in the write's own transaction."""
+        return [("Patient", subject_id(resource))]
+
+    def index_attributes(
+        self, resource: dict[str, Any], resource_id: str, settings: Settings
+    ) -> dict[str, str]:
+        """subject, status and period bounds, with the shard of the hot indexes."""
+        start, end = fhirtime.period_range(resource.get("period"))
+        shard = shard_of(resource_id, settings.index_shards)
+        return {
+            "subject": subject_id(resource),
+            "status": str(resource["status"]),
+            "statusShard": f"{resource['status']}#{shard}",
+            "dateShard": f"all#{shard}",
+            "periodStart": start,
+            "periodEnd": end,
+        }
+
+    def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
+        """``_id`` reads by id; else the subject, status or date index, bounded by the date criteria."""
+        if query.has("_id"):
+            return IdLookup(_intersection(query.values("_id")))
+        low, high = dates.key_bounds(query.values("date"))
+        if query.has("subject") or query.has("patient"):
+            partitions = _intersection(query.values("subject") + query.values("patient"))
+            index, attribute = "subject-index", "subject"
+        elif query.has("status") and all(token.code for group in query.values("status") for token in group):
+            statuses = _intersection([[token.code for token in group] for group in query.values("status")])
+            partitions = tuple(f"{status}#{n}" for status in statuses for n in range(settings.index_shards))
+            index, attribute = "status-index", "statusShard"
+        else:
+            partitions = tuple(f"all#{n}" for n in range(settings.index_shards))
+            index, attribute = "date-index", "dateShard"
+        if low is not None and high is not None and low >= high:
+            partitions = ()  # contradictory dates: nothing can match
+        in_memory_sort = None
+        if query.sort in ("_lastUpdated", "-_lastUpdated"):
+            in_memory_sort = ("last_updated", query.sort.startswith("-"))
+        return SearchPlan(
+            IndexQuery(
+                index=index,
+                partition_attribute=attribute,
+                partitions=partitions,
+                sort_attribute="periodStart",
+                owner_attribute="id",
+                low=low,
+                high=high,
+                ascending=query.sort != "-date",
+            ),
+            self.resource_type,
+            in_memory_sort,
+        )
+
+    def entry_may_match(self, entry: dict[str, str], query: SearchQuery) -> bool:
+        """The date criteria, decided on the index entry's period bounds."""
+        return dates.matches_all(query.values("date"), entry["periodStart"], entry["periodEnd"])
+
+    def index_decides(self, query: SearchQuery) -> bool:
+        """True when the query holds only the partition parameter and dates."""
+        used = set(query.groups)
+        partition = {"subject", "patient"} & used or ({"status"} & used)
+        return not (used - partition - {"date"}) and not ({"subject", "patient"} & used and "status" in used)
+
+    def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
+        """Every criterion, checked on the resource."""
+        resource = stored.document()
+        if not _all_groups(query.values("_id"), lambda value: value == stored.id):
+            return False
+        patient = subject_id(resource)
+        for name in SUBJECT_PARAMETERS:
+            if not _all_groups(query.values(name), lambda value: value == patient):
+                return False
+        status = resource.get("status")
+        if not _all_groups(query.values("status"), lambda token: tokens.code_matches(token, status)):
+            return False
+        if not _all_groups(
+            query.values("class"), lambda token: tokens.coding_matches(token, resource.get("class"))
+        ):
+            return False
+        if not _all_groups(
+            query.values("type"), lambda token: tokens.token_matches(token, resource.get("type") or [])
+        ):
+            return False
+        start, end = fhirtime.period_range(resource.get("period"))
+        if not dates.matches_all(query.values("date"), start, end):
+            return False
+        updated = fhirtime.parse_range(stored.last_updated)
+        return dates.matches_all(query.values("_lastUpdated"), *updated)
+
+
+def _intersection(groups: list[list[Any]]) -> tuple[Any, ...]:
+    """AND of OR groups, for values that are identities (ids, codes): the values in every group."""
+    if not groups:
+        return ()
+    common = list(dict.fromkeys(groups[0]))
+    for group in groups[1:]:
+        common = [value for value in common if value in group]
+    return tuple(common)
+
+
+def _all_groups(groups: list[list[Any]], test: Any) -> bool:
+    return all(any(test(value) for value in group) for group in groups)

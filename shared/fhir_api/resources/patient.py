@@ -1,0 +1,185 @@
+"""Patient (FHIR R4 4.0.1): its rules, its search terms, and its search plans.
+
+A patient has many searchable values (identifiers, name parts, words of names), so each is a term
+item of its own in the Patients table, found through ``term-index`` (``term`` -> ``termValue``):
+
+| term item key                         | term                   | termValue             | unique |
+| ------------------------------------- | ---------------------- | --------------------- | ------ |
+| identifier|<system>|<value>           | identifier|<value>     | <system>|<id>         | yes    |
+| family|<text>|<id> (also given, name) | family|<first letter>  | <text>|<id>           | no     |
+| birthdate|<id>                        | birthdate              | <start instant>|<id>  | no     |
+| gender|<id>                           | gender|<code>          | <id>                  | no     |
+| all|<id>                              | all                    | <id>                  | no     |
+
+A unique term is a claim: a second patient with the same identifier system and value is refused in
+the same transaction that would store it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_api import fhirtime
+from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan
+from fhir_api.search import dates, tokens
+from fhir_api.search.definitions import PATIENT_PARAMETERS, PATIENT_SORTS
+from fhir_api.search.parameters import SearchQuery
+from fhir_api.search.strings import exact, name_terms
+from fhir_api.settings import Settings
+from fhir_api.store.types import IndexQuery, StoredResource, Term
+
+NAME_PARAMETERS = ("family", "given", "name")
+
+
+class PatientDefinition(ResourceDefinition):
+    """The Patient resource."""
+
+    resource_type = "Patient"
+    search_parameters = PATIENT_PARAMETERS
+    sort_parameters = PATIENT_SORTS
+    conditional_create = True
+
+    def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """birthDate not in the future, well-formed identifiers and telecoms."""
+        from fhir_api.validation import check_patient_rules
+
+        check_patient_rules(resource, previous)
+
+    def terms(self, resource: dict[str, Any], resource_id: str) -> list[Term]:
+        """Every searchable value of the patient, one term item each."""
+        found: dict[str, Term] = {}
+        for identifier in resource.get("identifier") or []:
+            value = identifier.get("value")
+            if not value:
+                continue
+            system = identifier.get("system") or ""
+            key = f"identifier|{system}|{value}" if system else f"identifier||{value}|{resource_id}"
+            found[key] = Term(key, f"identifier|{value}", f"{system}|{resource_id}", unique=bool(system))
+        for parameter in NAME_PARAMETERS:
+            for text in name_terms(resource.get("name"), parameter):
+                key = f"{parameter}|{text}|{resource_id}"
+                found[key] = Term(key, f"{parameter}|{text[:1]}", f"{text}|{resource_id}")
+        if resource.get("birthDate"):
+            low, _ = fhirtime.parse_range(str(resource["birthDate"]))
+            key = f"birthdate|{resource_id}"
+            found[key] = Term(key, "birthdate", f"{low}|{resource_id}")
+        if resource.get("gender"):
+            key = f"gender|{resource_id}"
+            found[key] = Term(key, f"gender|{resource['gender']}", resource_id)
+        key = f"all|{resource_id}"
+        found[key] = Term(key, "all", resource_id)
+        return list(found.values())
+
+    def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
+        """The most selective indexed parameter decides the index read; the rest is checked after."""
+        if query.has("_id"):
+            first, *rest = query.values("_id")
+            return IdLookup(tuple(value for value in first if all(value in group for group in rest)))
+        identifiers = query.values("identifier")
+        if identifiers and all(token.code for token in identifiers[0]):
+            group = identifiers[0]
+            return self._terms(
+                tuple(f"identifier|{token.code}" for token in group),
+                tuple(f"{token.system}|" if token.system is not None else "" for token in group),
+            )
+        for parameter in NAME_PARAMETERS:
+            values = query.values(parameter)
+            if values and all(value.normalized for value in values[0]):
+                group = values[0]
+                return self._terms(
+                    tuple(f"{parameter}|{value.normalized[:1]}" for value in group),
+                    tuple(value.normalized for value in group),
+                )
+        if query.has("birthdate"):
+            low, high = dates.key_bounds(query.values("birthdate"))
+            empty = low is not None and high is not None and low >= high
+            return self._terms(() if empty else ("birthdate",), (), low, high)
+        if query.has("gender"):
+            codes = [token.code for token in query.values("gender")[0]]
+            if all(codes):
+                return self._terms(tuple(f"gender|{code}" for code in codes))
+        return self._terms(("all",))
+
+    def _terms(
+        self,
+        partitions: tuple[str, ...],
+        prefixes: tuple[str, ...] = (),
+        low: str | None = None,
+        high: str | None = None,
+    ) -> SearchPlan:
+        # A prefix that is empty for every partition is no prefix at all.
+        prefixes = prefixes if any(prefixes) else ()
+        return SearchPlan(
+            IndexQuery(
+                index="term-index",
+                partition_attribute="term",
+                partitions=partitions,
+                sort_attribute="termValue",
+                owner_attribute="owner",
+                low=low,
+                high=high,
+                prefixes=prefixes,
+            ),
+            self.resource_type,
+        )
+
+    def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
+        """Every criterion, checked on the resource."""
+        resource = stored.document()
+        checks = (
+            ("_id", lambda value: value == stored.id),
+            ("identifier", lambda token: tokens.token_matches(token, resource.get("identifier") or [])),
+            ("gender", lambda token: tokens.code_matches(token, resource.get("gender"))),
+        )
+        for name, test in checks:
+            if not all(any(test(value) for value in group) for group in query.values(name)):
+                return False
+        for parameter in NAME_PARAMETERS:
+            for occurrence in query.occurrences(parameter):
+                if not any(
+                    self._name_matches(resource, parameter, occurrence.modifier, value)
+                    for value in occurrence.values
+                ):
+                    return False
+        birth = fhirtime.parse_range(str(resource["birthDate"])) if resource.get("birthDate") else None
+        if query.has("birthdate") and (
+            birth is None or not dates.matches_all(query.values("birthdate"), *birth)
+        ):
+            return False
+        updated = fhirtime.parse_range(stored.last_updated)
+        return dates.matches_all(query.values("_lastUpdated"), *updated)
+
+    def first_entry(self, entry: dict[str, Any], stored: StoredResource, query: SearchQuery) -> bool:
+        """A patient found through several of its name terms counts at the first of them only."""
+        term = entry.get("term", "")
+        parameter = term.split("|", 1)[0]
+        if parameter not in NAME_PARAMETERS:
+            return True
+        text = entry["termValue"].rsplit("|", 1)[0]
+        wanted = [value.normalized for group in query.values(parameter)[:1] for value in group]
+        candidates = sorted(
+            candidate
+            for candidate in name_terms(stored.document().get("name"), parameter)
+            if any(candidate.startswith(prefix) for prefix in wanted)
+        )
+        return not candidates or candidates[0] == text
+
+    @staticmethod
+    def _name_matches(resource: dict[str, Any], parameter: str, modifier: str, value: Any) -> bool:
+        if modifier == "exact":
+            return any(
+                exact(value.raw, part)
+                for name in resource.get("name") or []
+                for part in _name_parts(name, parameter)
+            )
+        return any(term.startswith(value.normalized) for term in name_terms(resource.get("name"), parameter))
+
+
+def _name_parts(name: dict[str, Any], parameter: str) -> list[str]:
+    from fhir_api.search.strings import NAME_PARTS
+
+    parts: list[str] = []
+    for element in NAME_PARTS[parameter]:
+        value = name.get(element)
+        parts.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
+    return parts

@@ -1,0 +1,86 @@
+"""The route table and the role table: which function serves which route, and which role may call it.
+
+This is the only copy of both facts. The authorizer's policy, the CapabilityStatement, the local
+gateway's checks and the tests all read it; template.yaml is checked against it by a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+API_PREFIX = "/api/fhir"
+RESOURCE_TYPES = ("Encounter", "Patient")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API route, served by exactly one function (``functions/<function>/app.py``)."""
+
+    function: str
+    method: str
+    path: str
+    resource_type: str | None
+    interaction: str  # FHIR's interaction code: create, read, vread, update, search-type, ...
+
+    @property
+    def logical_id(self) -> str:
+        """The function's logical id in template.yaml, e.g. ``EncounterCreateFunction``."""
+        return "".join(part.capitalize() for part in self.function.split("_")) + "Function"
+
+
+def _resource_routes(resource_type: str) -> tuple[Route, ...]:
+    name = resource_type.lower()
+    base = f"{API_PREFIX}/{resource_type}"
+    return (
+        Route(f"{name}_create", "POST", base, resource_type, "create"),
+        Route(f"{name}_search", "GET", base, resource_type, "search-type"),
+        Route(f"{name}_read", "GET", f"{base}/{{id}}", resource_type, "read"),
+        Route(f"{name}_update", "PUT", f"{base}/{{id}}", resource_type, "update"),
+        Route(f"{name}_history", "GET", f"{base}/{{id}}/_history", resource_type, "history-instance"),
+        Route(f"{name}_vread", "GET", f"{base}/{{id}}/_history/{{vid}}", resource_type, "vread"),
+    )
+
+
+METADATA_ROUTE = Route("metadata", "GET", f"{API_PREFIX}/metadata", None, "capabilities")
+ROUTES: tuple[Route, ...] = (METADATA_ROUTE,) + tuple(
+    route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type)
+)
+
+# Routes anyone may call, without a token.
+PUBLIC_INTERACTIONS = frozenset({"capabilities"})
+READ_INTERACTIONS = frozenset({"read", "vread", "search-type", "history-instance"})
+WRITE_INTERACTIONS = frozenset({"create", "update"})
+
+# The seed's role table: admin and practitioner create, read and update; an auditor only reads.
+ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
+    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS,
+    "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS,
+    "auditor": READ_INTERACTIONS,
+}
+
+# The action an audit record names for each interaction.
+AUDIT_ACTIONS = {
+    "capabilities": "read",
+    "create": "create",
+    "read": "read",
+    "vread": "vread",
+    "update": "update",
+    "search-type": "search",
+    "history-instance": "history",
+}
+
+
+def routes_for_roles(roles: tuple[str, ...] | list[str]) -> list[Route]:
+    """Every protected route that at least one of ``roles`` may call."""
+    allowed: set[str] = set()
+    for role in roles:
+        allowed |= ROLE_INTERACTIONS.get(role, frozenset())
+    return [route for route in ROUTES if route.interaction in allowed]
+
+
+def route_for_function(function: str) -> Route:
+    """The route a function serves."""
+    for route in ROUTES:
+        if route.function == function:
+            return route
+    raise KeyError(function)

@@ -1,0 +1,395 @@
+"""DynamoDB persistence: the only module of the API that talks to boto3.
+
+Layout (template.yaml declares the tables):
+- one table per resource type, key ``id``: the current version of each resource (its JSON text beside
+  the attributes its indexes need) and, for Patient, its search-term items;
+- the versions table, key (``resourceKey`` = "Encounter/<id>", ``versionId``): every accepted version.
+
+Every write is one TransactWriteItems: the current item (conditional on the version it replaces), its
+version copy, the existence of every referenced resource and the resource's term items. Either all of
+it lands or none of it does. ``ClientError`` becomes a domain exception here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from fhir_api import errors
+from fhir_api.settings import Settings
+from fhir_api.store.types import IndexQuery, StoredResource, Term, Write
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+_client: DynamoDBClient | None = None
+_client_lock = threading.Lock()
+
+# DynamoDB answers these when it is overloaded or briefly unavailable: the client may retry later.
+TRANSIENT_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    }
+)
+BATCH_GET_LIMIT = 100
+BATCH_GET_ATTEMPTS = 4
+
+
+def dynamodb_client(settings: Settings) -> DynamoDBClient:
+    """The process's DynamoDB client, created on first use (bounded retries and timeouts)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=2,
+                read_timeout=5,
+                max_pool_connections=32,
+            )
+            _client = boto3.client(
+                "dynamodb",
+                region_name=settings.aws_region,
+                endpoint_url=settings.dynamodb_endpoint,
+                config=config,
+            )
+        return _client
+
+
+def reset_client() -> None:
+    """Forget the cached client (tests swap endpoints and fault injectors)."""
+    global _client
+    with _client_lock:
+        _client = None
+
+
+class Store:
+    """Reads and writes resources, their versions and their index entries."""
+
+    def __init__(self, settings: Settings, client: DynamoDBClient | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._tables = {"Encounter": settings.encounters_table, "Patient": settings.patients_table}
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client (the shared one unless a test handed its own)."""
+        return self._client or dynamodb_client(self.settings)
+
+    def table(self, resource_type: str) -> str:
+        """The table that holds ``resource_type``."""
+        return self._tables[resource_type]
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def current(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        """The current version of a resource (a strongly consistent read), or None."""
+        answer = self._call(
+            self.client.get_item,
+            TableName=self.table(resource_type),
+            Key={"id": {"S": resource_id}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return _stored(resource_type, item) if item and "resource" in item else None
+
+    def version(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource | None:
+        """One version of a resource, or None."""
+        answer = self._call(
+            self.client.get_item,
+            TableName=self.settings.versions_table,
+            Key={
+                "resourceKey": {"S": f"{resource_type}/{resource_id}"},
+                "versionId": {"N": str(version_id)},
+            },
+        )
+        item = answer.get("Item")
+        if not item:
+            return None
+        return _stored(resource_type, {**item, "id": {"S": resource_id}})
+
+    def versions(
+        self, resource_type: str, resource_id: str, limit: int, before: int | None = None
+    ) -> tuple[list[StoredResource], bool]:
+        """Versions newest first, at most ``limit``, older than ``before``; and whether more remain."""
+        params: dict[str, Any] = {
+            "TableName": self.settings.versions_table,
+            "KeyConditionExpression": "resourceKey = :key"
+            + (" AND versionId < :before" if before is not None else ""),
+            "ExpressionAttributeValues": {
+                ":key": {"S": f"{resource_type}/{resource_id}"},
+                **({":before": {"N": str(before)}} if before is not None else {}),
+            },
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+            "ConsistentRead": True,
+        }
+        items = self._call(self.client.query, **params).get("Items", [])
+        found = [_stored(resource_type, {**item, "id": {"S": resource_id}}) for item in items[:limit]]
+        return found, len(items) > limit
+
+    def many(self, resource_type: str, ids: Iterable[str]) -> dict[str, StoredResource]:
+        """The current versions of the resources with these ids (missing ones are left out)."""
+        wanted = list(dict.fromkeys(ids))
+        table = self.table(resource_type)
+        found: dict[str, StoredResource] = {}
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            keys = [{"id": {"S": resource_id}} for resource_id in wanted[start : start + BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {table: {"Keys": keys}}
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                answer = self._call(self.client.batch_get_item, RequestItems=request)
+                for item in answer.get("Responses", {}).get(table, []):
+                    if "resource" in item:
+                        stored = _stored(resource_type, item)
+                        found[stored.id] = stored
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise errors.ServiceUnavailable("The database is busy; retry the request.")
+        return found
+
+    def term_owner(self, resource_type: str, key: str) -> str | None:
+        """The id of the resource holding a unique term, or None."""
+        answer = self._call(
+            self.client.get_item,
+            TableName=self.table(resource_type),
+            Key={"id": {"S": key}},
+            ConsistentRead=True,
+        )
+        owner = answer.get("Item", {}).get("owner", {}).get("S")
+        return str(owner) if owner else None
+
+    def query_partition(
+        self,
+        table: str,
+        query: IndexQuery,
+        position: int,
+        start_key: dict[str, Any] | None,
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of index entries of partition ``position`` of ``query``, in sort-key order; and
+        where the next page starts.
+
+        Entries are plain ``{attribute: str}`` dicts with ``_key``: the DynamoDB key to resume after.
+        """
+        names = {"#p": query.partition_attribute}
+        values: dict[str, Any] = {":p": {"S": query.partitions[position]}}
+        condition = "#p = :p"
+        if query.prefixes or query.low is not None or query.high is not None:
+            names["#s"] = query.sort_attribute
+        if query.prefixes:
+            condition += " AND begins_with(#s, :prefix)"
+            values[":prefix"] = {"S": query.prefixes[position]}
+        elif query.low is not None and query.high is not None:
+            condition += " AND #s BETWEEN :low AND :high"
+            values[":low"] = {"S": query.low}
+            values[":high"] = {"S": _predecessor(query.high)}
+        elif query.low is not None:
+            condition += " AND #s >= :low"
+            values[":low"] = {"S": query.low}
+        elif query.high is not None:
+            condition += " AND #s < :high"
+            values[":high"] = {"S": query.high}
+        params: dict[str, Any] = {
+            "TableName": table,
+            "IndexName": query.index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": query.ascending,
+            "Limit": limit,
+        }
+        if start_key:
+            params["ExclusiveStartKey"] = start_key
+        answer = self._call(self.client.query, **params)
+        key_names = ("id", query.partition_attribute, query.sort_attribute)
+        entries = []
+        for item in answer.get("Items", []):
+            entry: dict[str, Any] = {name: str(next(iter(value.values()))) for name, value in item.items()}
+            entry["_key"] = {name: item[name] for name in key_names if name in item}
+            entries.append(entry)
+        return entries, answer.get("LastEvaluatedKey")
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def write(self, write: Write) -> None:
+        """Land one version atomically, or raise the domain error that says why it cannot."""
+        resource = write.resource
+        table = self.table(resource.resource_type)
+        current = {
+            "id": {"S": resource.id},
+            "resource": {"S": resource.text},
+            "versionId": {"N": str(resource.version_id)},
+            "lastUpdated": {"S": resource.last_updated},
+            **{name: {"S": value} for name, value in write.index_attributes.items()},
+        }
+        put_current: dict[str, Any] = {"TableName": table, "Item": current}
+        if write.expected_version is None:
+            put_current["ConditionExpression"] = "attribute_not_exists(id)"
+        else:
+            put_current["ConditionExpression"] = "versionId = :expected"
+            put_current["ExpressionAttributeValues"] = {":expected": {"N": str(write.expected_version)}}
+        actions: list[dict[str, Any]] = [
+            {"Put": put_current},
+            {
+                "Put": {
+                    "TableName": self.settings.versions_table,
+                    "Item": {
+                        "resourceKey": {"S": f"{resource.resource_type}/{resource.id}"},
+                        "versionId": {"N": str(resource.version_id)},
+                        "resource": {"S": resource.text},
+                        "lastUpdated": {"S": resource.last_updated},
+                    },
+                    "ConditionExpression": "attribute_not_exists(resourceKey)",
+                }
+            },
+        ]
+        for reference_type, reference_id in write.references:
+            actions.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table(reference_type),
+                        "Key": {"id": {"S": reference_id}},
+                        # Term items share the Patient table; only a resource item has `resource`.
+                        "ConditionExpression": "attribute_exists(#resource)",
+                        "ExpressionAttributeNames": {"#resource": "resource"},
+                    }
+                }
+            )
+        for term in write.terms_added:
+            actions.append({"Put": _term_put(table, term, resource.id)})
+        for term in write.terms_removed:
+            actions.append({"Delete": {"TableName": table, "Key": {"id": {"S": term.key}}}})
+        if len(actions) > 100:
+            raise errors.BusinessRuleViolation(
+                f"The {resource.resource_type} has too many searchable elements to store in one write."
+            )
+        self._transact(actions, write)
+
+    def _transact(self, actions: list[dict[str, Any]], write: Write) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(self.client.transact_write_items, TransactItems=actions, _raise=True)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise _translate(exc) from exc
+            reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+            raise _cancellation_error(reasons, actions, write) from exc
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _call(self, operation: Any, _raise: bool = False, **params: Any) -> Any:
+        """Call DynamoDB; transient failures become ServiceUnavailable (503 with Retry-After)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return operation(**params)
+        except ClientError as exc:
+            if _raise and exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                raise
+            raise _translate(exc) from exc
+        except BotoCoreError as exc:
+            raise errors.ServiceUnavailable("The database could not be reached; retry the request.") from exc
+
+
+def _translate(exc: Any) -> errors.ApiError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in TRANSIENT_ERRORS:
+        return errors.ServiceUnavailable("The database is busy; retry the request.", retry_after_seconds=2)
+    if code == "ResourceNotFoundException":
+        # A missing table is a deployment fault, not the client's: surface it as unavailable.
+        return errors.ServiceUnavailable("The database is not ready.", retry_after_seconds=30)
+    if (
+        code == "ValidationException"
+        and "size" in str(exc.response.get("Error", {}).get("Message", "")).lower()
+    ):
+        return errors.PayloadTooLarge("The resource is too large to store.")
+    # Anything else is a fault of this server: let it surface as a 500 with its trace in the log.
+    raise exc
+
+
+def _cancellation_error(reasons: list[str], actions: list[dict[str, Any]], write: Write) -> errors.ApiError:
+    """Which condition of the transaction failed, in the domain's words."""
+    resource = write.resource
+    for index, reason in enumerate(reasons):
+        if reason in TRANSIENT_ERRORS or reason == "TransactionConflict":
+            return errors.ServiceUnavailable(
+                "Another write to the same resource was in progress; retry the request."
+            )
+        if reason != "ConditionalCheckFailed":
+            continue
+        if index == 0:
+            if write.expected_version is None:
+                return errors.VersionConflict(f"{resource.resource_type}/{resource.id} already exists.")
+            return errors.VersionConflict(
+                f"{resource.resource_type}/{resource.id} changed since version {write.expected_version} "
+                "was read; read it again and resend the update."
+            )
+        if index == 1:
+            return errors.VersionConflict(
+                f"Version {resource.version_id} of {resource.resource_type}/{resource.id} already exists."
+            )
+        action = actions[index]
+        if "ConditionCheck" in action:
+            position = index - 2
+            reference_type, reference_id = write.references[position]
+            return errors.BusinessRuleViolation(
+                f"The referenced {reference_type}/{reference_id} does not exist.",
+                expression=(f"{resource.resource_type}.subject",),
+            )
+        if "Put" in action:
+            key = action["Put"]["Item"]["id"]["S"]
+            return errors.DuplicateResource(
+                f"Another {resource.resource_type} already holds {key.split('|', 1)[-1]!r}.",
+                expression=(f"{resource.resource_type}.identifier",),
+            )
+    return errors.ServiceUnavailable("The write could not be completed; retry the request.")
+
+
+def _term_put(table: str, term: Term, owner: str) -> dict[str, Any]:
+    put: dict[str, Any] = {
+        "TableName": table,
+        "Item": {
+            "id": {"S": term.key},
+            "term": {"S": term.term},
+            "termValue": {"S": term.value},
+            "owner": {"S": owner},
+        },
+    }
+    if term.unique:
+        put["ConditionExpression"] = "attribute_not_exists(id) OR #owner = :owner"
+        put["ExpressionAttributeNames"] = {"#owner": "owner"}
+        put["ExpressionAttributeValues"] = {":owner": {"S": owner}}
+    return put
+
+
+def _stored(resource_type: str, item: dict[str, Any]) -> StoredResource:
+    return StoredResource(
+        resource_type=resource_type,
+        id=item["id"]["S"],
+        version_id=int(item["versionId"]["N"]),
+        last_updated=item["lastUpdated"]["S"],
+        text=item["resource"]["S"],
+    )
+
+
+def _predecessor(value: str) -> str:
+    """The greatest string below ``value`` that a sort key can hold, for an inclusive BETWEEN."""
+    if not value:
+        return value
+    last = value[-1]
+    return value[:-1] + chr(ord(last) - 1) + "\U0010ffff" if last > "\x00" else value[:-1]

@@ -1,0 +1,88 @@
+"""Idempotent creates: a retried POST with the same Idempotency-Key gets the first answer back.
+
+Built on the Powertools idempotency utility and its DynamoDB table (records expire through TTL). The
+key is scoped to the caller: the record's key hashes the caller's ``sub`` with the client's key, so
+another user sending the same key never receives the first answer (it holds PHI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from fhir_api import errors
+from fhir_api.settings import Settings
+from fhir_api.store.dynamo import dynamodb_client
+
+MAX_KEY_LENGTH = 255
+
+
+@lru_cache(maxsize=4)
+def _persistence(table: str, endpoint: str | None, region: str) -> Any:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    settings = Settings.model_validate(
+        {"IDEMPOTENCY_TABLE": table, "DYNAMODB_ENDPOINT": endpoint, "AWS_REGION": region}
+    )
+    return DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb_client(settings))
+
+
+def reset() -> None:
+    """Forget the persistence layer (tests swap tables and endpoints)."""
+    _persistence.cache_clear()
+
+
+def once(
+    settings: Settings,
+    scope: str,
+    key: str,
+    body: bytes,
+    work: Callable[[], dict[str, Any]],
+    context: Any = None,
+) -> dict[str, Any]:
+    """Run ``work`` once per (scope, key); a repeat gets the stored answer.
+
+    The same key with another body is IdempotencyKeyReused (422); a repeat while the first is still
+    running is RequestInProgress (409). A failed ``work`` stores nothing, so the client may retry.
+    """
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+        IdempotencyValidationError,
+    )
+
+    if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise errors.InvalidRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+        )
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="body",
+        expires_after_seconds=settings.idempotency_ttl_seconds,
+        raise_on_no_idempotency_key=True,
+    )
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        config.register_lambda_context(context)
+    persistence = _persistence(settings.idempotency_table, settings.dynamodb_endpoint, settings.aws_region)
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+    def create_once(request: dict[str, str]) -> dict[str, Any]:
+        return work()
+
+    request = {"key": f"{scope}#{key}", "body": hashlib.sha256(body).hexdigest()}
+    try:
+        answer: dict[str, Any] = create_once(request=request)
+    except IdempotencyValidationError as exc:
+        raise errors.IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different body; use a new key for a new request."
+        ) from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise errors.RequestInProgress(
+            "A request with this Idempotency-Key is still in progress; retry shortly."
+        ) from exc
+    except IdempotencyPersistenceLayerError as exc:
+        raise errors.ServiceUnavailable("The database is busy; retry the request.") from exc
+    return answer

@@ -1,0 +1,125 @@
+"""Reading several partitions of one index as one ordered stream.
+
+Sharded indexes (``finished#0..N-1``, ``all#0..N-1``) and OR-ed values (``subject=a,b``) put the
+entries of one search in several partitions. Each partition is read in pages (the first pages in
+parallel) and merged in sort-key order; after every entry the reader knows, per partition, where to
+resume, so a page token can carry the exact position.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_api.store.dynamo import Store
+from fhir_api.store.types import IndexQuery
+
+DONE = "done"  # a cursor value: nothing left in that partition
+
+
+@dataclass
+class _Partition:
+    name: str
+    resume: Any  # where the next page starts: None (the beginning), a DynamoDB key, or DONE
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    next_key: Any = None  # DynamoDB's LastEvaluatedKey after the buffer; None when it was the last page
+    loaded: bool = False
+
+    @property
+    def cursor(self) -> Any:
+        if self.resume == DONE or (self.loaded and not self.buffer and self.next_key is None):
+            return DONE
+        return self.resume
+
+
+class _Descending:
+    """Wraps a sort key so that heapq pops the greatest first."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.value == other.value
+
+
+class MergedIndexReader:
+    """Entries of ``query`` over all its partitions, in sort-key order, resumable from ``cursors``."""
+
+    def __init__(
+        self,
+        store: Store,
+        table: str,
+        query: IndexQuery,
+        cursors: dict[str, Any] | None = None,
+        page_size: int = 50,
+    ) -> None:
+        self._store = store
+        self._table = table
+        self._query = query
+        self._page_size = page_size
+        cursors = cursors or {}
+        # Partitions are named by position: two may share a key value with different prefixes.
+        self._partitions = {
+            str(position): _Partition(str(position), cursors.get(str(position)))
+            for position in range(len(query.partitions))
+        }
+        self.examined = 0
+
+    def cursors(self) -> dict[str, Any]:
+        """Where each partition resumes after the entries handed out so far."""
+        return {partition.name: partition.cursor for partition in self._partitions.values()}
+
+    def exhausted(self) -> bool:
+        """True when every partition has been read to its end."""
+        return all(partition.cursor == DONE for partition in self._partitions.values())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        live = [partition for partition in self._partitions.values() if partition.resume != DONE]
+        self._fill(live, first=True)
+        heap: list[tuple[Any, str, int]] = []
+        sequence = 0  # keeps heap entries comparable when sort keys tie
+        for partition in live:
+            if partition.buffer:
+                heap.append((self._order(partition.buffer[0]), partition.name, sequence))
+                sequence += 1
+        heapq.heapify(heap)
+        while heap:
+            _, name, _ = heapq.heappop(heap)
+            partition = self._partitions[name]
+            entry = partition.buffer.pop(0)
+            partition.resume = entry["_key"]
+            self.examined += 1
+            if not partition.buffer and partition.next_key is not None:
+                self._fill([partition], first=False)
+            if partition.buffer:
+                heapq.heappush(heap, (self._order(partition.buffer[0]), name, sequence))
+                sequence += 1
+            yield entry
+
+    def _order(self, entry: dict[str, Any]) -> Any:
+        value = entry.get(self._query.sort_attribute, "")
+        return value if self._query.ascending else _Descending(value)
+
+    def _fill(self, partitions: list[_Partition], first: bool) -> None:
+        def read(partition: _Partition) -> None:
+            start = partition.resume if first else partition.next_key
+            entries, next_key = self._store.query_partition(
+                self._table, self._query, int(partition.name), start, self._page_size
+            )
+            partition.buffer.extend(entries)
+            partition.next_key = next_key
+            partition.loaded = True
+
+        if len(partitions) == 1:
+            read(partitions[0])
+            return
+        with ThreadPoolExecutor(max_workers=min(16, len(partitions))) as pool:
+            list(pool.map(read, partitions))
