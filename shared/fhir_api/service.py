@@ -145,11 +145,12 @@ class ResourceService:
         if isinstance(plan, IdLookup):
             found = self.store.many(self.resource_type, plan.ids)
             matches = [found[i] for i in plan.ids if i in found and self.definition.matches(found[i], query)]
-            return SearchPage(matches[: query.count], len(matches), None)
+            shown = 0 if query.summary_count else query.count
+            return SearchPage(matches[:shown], len(matches), None)
         if plan.in_memory_sort is not None:
             return self._search_sorted(plan, query, query_key, position)
         total = self._count(plan, query) if wants_total else None
-        if query.count == 0:
+        if query.count == 0 or query.summary_count:
             return SearchPage([], total, None)
         reader = MergedIndexReader(
             self.store,

@@ -19,8 +19,8 @@ from fhir_api.search.parameters import SearchQuery
 from fhir_api.settings import Settings
 from fhir_api.store.types import IndexQuery, StoredResource
 
-# Parameters the indexes answer exactly; anything else is checked on the resource itself.
 SUBJECT_PARAMETERS = ("subject", "patient")
+STATUS_SYSTEM = ENCOUNTER_PARAMETERS["status"].system
 
 
 def subject_id(resource: dict[str, Any]) -> str:
@@ -98,7 +98,7 @@ class EncounterDefinition(ResourceDefinition):
 
     def entry_may_match(self, entry: dict[str, str], query: SearchQuery) -> bool:
         """The date criteria, decided on the index entry's period bounds."""
-        return dates.matches_all(query.values("date"), entry["periodStart"], entry["periodEnd"])
+        return _period_matches(query, entry["periodStart"], entry["periodEnd"])
 
     def index_decides(self, query: SearchQuery) -> bool:
         """True when the query holds only the partition parameter and dates."""
@@ -116,7 +116,9 @@ class EncounterDefinition(ResourceDefinition):
             if not _all_groups(query.values(name), lambda value: value == patient):
                 return False
         status = resource.get("status")
-        if not _all_groups(query.values("status"), lambda token: tokens.code_matches(token, status)):
+        if not _all_groups(
+            query.values("status"), lambda token: tokens.code_matches(token, status, STATUS_SYSTEM)
+        ):
             return False
         if not _all_groups(
             query.values("class"), lambda token: tokens.coding_matches(token, resource.get("class"))
@@ -126,11 +128,18 @@ class EncounterDefinition(ResourceDefinition):
             query.values("type"), lambda token: tokens.token_matches(token, resource.get("type") or [])
         ):
             return False
-        start, end = fhirtime.period_range(resource.get("period"))
-        if not dates.matches_all(query.values("date"), start, end):
+        if not _period_matches(query, *fhirtime.period_range(resource.get("period"))):
             return False
         updated = fhirtime.parse_range(stored.last_updated)
         return dates.matches_all(query.values("_lastUpdated"), *updated)
+
+
+def _period_matches(query: SearchQuery, start: str, end: str) -> bool:
+    """The date criteria against a period; an encounter without one has no date to match."""
+    criteria = query.values("date")
+    if criteria and (start, end) == (fhirtime.MIN_INSTANT, fhirtime.MAX_INSTANT):
+        return False
+    return dates.matches_all(criteria, start, end)
 
 
 def _intersection(groups: list[list[Any]]) -> tuple[Any, ...]:

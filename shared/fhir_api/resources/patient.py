@@ -29,6 +29,7 @@ from fhir_api.settings import Settings
 from fhir_api.store.types import IndexQuery, StoredResource, Term
 
 NAME_PARAMETERS = ("family", "given", "name")
+GENDER_SYSTEM = PATIENT_PARAMETERS["gender"].system
 
 
 class PatientDefinition(ResourceDefinition):
@@ -129,7 +130,7 @@ class PatientDefinition(ResourceDefinition):
         checks = (
             ("_id", lambda value: value == stored.id),
             ("identifier", lambda token: tokens.token_matches(token, resource.get("identifier") or [])),
-            ("gender", lambda token: tokens.code_matches(token, resource.get("gender"))),
+            ("gender", lambda token: tokens.code_matches(token, resource.get("gender"), GENDER_SYSTEM)),
         )
         for name, test in checks:
             if not all(any(test(value) for value in group) for group in query.values(name)):

@@ -1,0 +1,147 @@
+"""Calling the API functions' handlers the way API Gateway does, for integration tests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from fhir_api.handler import make_handler
+
+SEED_ENCOUNTER: dict[str, Any] = {
+    "resourceType": "Encounter",
+    "status": "finished",
+    "class": {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+        "code": "AMB",
+        "display": "ambulatory",
+    },
+    "type": [
+        {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "185349003", "display": "Encounter for check up"}
+            ]
+        }
+    ],
+    "subject": {"reference": "Patient/65f1234567890abcdef12345"},
+    "period": {"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T09:30:00Z"},
+    "reasonCode": [
+        {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "390906007", "display": "Follow-up encounter"}
+            ]
+        }
+    ],
+}
+
+
+class LambdaContext:
+    """The parts of a Lambda context the handlers read."""
+
+    function_name = "integration"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:integration"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class Answer:
+    """A handler's answer, decoded."""
+
+    status: int
+    headers: dict[str, str]
+    text: str
+    body: Any = field(default=None)
+
+
+_HANDLERS: dict[str, Any] = {}
+
+
+def call(
+    function: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    path_params: dict[str, str] | None = None,
+    query: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    sub: str = "user-1",
+    roles: str = "practitioner",
+    raw_body: str | None = None,
+) -> Answer:
+    """Invoke ``functions/<function>``'s handler with a REST proxy event and decode its answer."""
+    handler = _HANDLERS.setdefault(function, make_handler(function))
+    all_headers = {"Host": "api.example.org", "Content-Type": "application/fhir+json", **(headers or {})}
+    text_body = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+    event = {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
+        "queryStringParameters": {name: values[-1] for name, values in (query or {}).items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_params,
+        "body": text_body,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "path": f"/Prod{path}",
+            "stage": "Prod",
+            "authorizer": {"principalId": sub, "sub": sub, "roles": roles},
+        },
+    }
+    result = handler(event, LambdaContext())
+    text = result.get("body") or ""
+    return Answer(result["statusCode"], result.get("headers") or {}, text, json.loads(text) if text else None)
+
+
+def create_patient(family: str = "Chalmers", **elements: Any) -> str:
+    """Create a Patient and return its id."""
+    patient = {"resourceType": "Patient", "name": [{"family": family, "given": ["Peter"]}], **elements}
+    answer = call("patient_create", "POST", "/api/fhir/Patient", patient)
+    assert answer.status == 201, answer.text
+    return str(answer.body["id"])
+
+
+def encounter_for(patient_id: str, **changes: Any) -> dict[str, Any]:
+    """The seed's example Encounter, for ``patient_id``, with ``changes`` applied."""
+    encounter = json.loads(json.dumps(SEED_ENCOUNTER))
+    encounter["subject"] = {"reference": f"Patient/{patient_id}"}
+    encounter.update(changes)
+    return {key: value for key, value in encounter.items() if value is not None}
+
+
+def create_encounter(patient_id: str, **changes: Any) -> dict[str, Any]:
+    """Create an Encounter and return it as the server answered."""
+    answer = call("encounter_create", "POST", "/api/fhir/Encounter", encounter_for(patient_id, **changes))
+    assert answer.status == 201, answer.text
+    return dict(answer.body)
+
+
+def search(resource_type: str, **params: str | list[str]) -> Answer:
+    """GET [type]?params (a list value repeats the parameter)."""
+    query = {name: value if isinstance(value, list) else [value] for name, value in params.items()}
+    return call(f"{resource_type.lower()}_search", "GET", f"/api/fhir/{resource_type}", query=query)
+
+
+def ids_of(bundle: dict[str, Any]) -> list[str]:
+    """The ids of a Bundle's entries, in order."""
+    return [entry["resource"]["id"] for entry in bundle.get("entry", [])]
+
+
+@pytest.fixture(params=["moto", "dynamodb-local"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The template's tables on moto and on DynamoDB Local: every rule is checked on both."""
+    monkeypatch.setenv("PAGE_TOKEN_SECRET", "integration-test-page-token-secret")
+    _HANDLERS.clear()
+    return request.getfixturevalue("moto_tables" if request.param == "moto" else "ddb_tables")

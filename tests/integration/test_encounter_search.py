@@ -1,0 +1,184 @@
+"""Encounter search through the handler, on moto and DynamoDB Local."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from handler_calls import (
+    backend,  # noqa: F401  (fixture)
+    call,
+    create_encounter,
+    create_patient,
+    ids_of,
+    search,
+)
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+AMB = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}
+EMER = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"}
+
+
+def follow_all(resource_type: str, **params: Any) -> list[str]:
+    """Every id of a search, following next links to the end."""
+    answer = search(resource_type, **params)
+    assert answer.status == 200, answer.text
+    found = ids_of(answer.body)
+    while (link := next((l["url"] for l in answer.body["link"] if l["relation"] == "next"), None)) :
+        query = parse_qs(urlsplit(link).query)
+        answer = call(f"{resource_type.lower()}_search", "GET", f"/api/fhir/{resource_type}", query=query)
+        assert answer.status == 200, answer.text
+        found += ids_of(answer.body)
+    return found
+
+
+@pytest.fixture
+def clinic() -> dict[str, Any]:
+    """Two patients and their encounters at known times."""
+    alice, bob = create_patient("Alice"), create_patient("Bob")
+    made = {
+        "a_march": create_encounter(alice, period={"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T09:30:00Z"}),
+        "a_open": create_encounter(alice, status="in-progress", period={"start": "2024-01-10T08:00:00Z"}),
+        "a_2023": create_encounter(
+            alice, period={"start": "2023-06-01T10:00:00Z", "end": "2023-06-01T11:00:00Z"}, **{"class": EMER}
+        ),
+        "b_march": create_encounter(bob, period={"start": "2024-03-15T14:00:00Z", "end": "2024-03-16T10:00:00Z"}),
+        "b_planned": create_encounter(bob, status="planned", period=None, type=None),
+    }
+    return {"alice": alice, "bob": bob, **{name: encounter["id"] for name, encounter in made.items()}}
+
+
+def test_subject_accepts_patient_reference_or_id_and_patient(clinic: dict[str, Any]) -> None:
+    expected = {clinic["a_march"], clinic["a_open"], clinic["a_2023"]}
+    assert set(follow_all("Encounter", subject=f"Patient/{clinic['alice']}")) == expected
+    assert set(follow_all("Encounter", subject=clinic["alice"])) == expected
+    assert set(follow_all("Encounter", patient=clinic["alice"])) == expected
+
+
+def test_status_comma_means_or(clinic: dict[str, Any]) -> None:
+    assert set(follow_all("Encounter", status="planned,in-progress")) == {clinic["a_open"], clinic["b_planned"]}
+    assert set(follow_all("Encounter", status="finished", subject=clinic["bob"])) == {clinic["b_march"]}
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        (["2024-03-15"], {"a_march"}),  # eq: the period lies within the day (b_march ends the next day)
+        (["2024-03"], {"a_march", "b_march"}),
+        # ge is gt or eq: b_march starts the day before and ends inside the day, so it is neither
+        (["ge2024-03-16"], {"a_open"}),  # the open period matches every later date
+        (["gt2030"], {"a_open"}),
+        (["lt2024"], {"a_2023"}),
+        (["le2024-01-10"], {"a_2023"}),  # a_open starts inside the day but never ends: neither lt nor eq
+        (["le2024-01-11"], {"a_2023", "a_open"}),
+        (["sa2024-03-15T12:00:00Z"], {"b_march"}),
+        (["eb2024-01-01"], {"a_2023"}),
+        (["ne2024-03-15"], {"a_open", "a_2023", "b_march"}),
+        (["ap2024-03-15"], {"a_march", "b_march", "a_open"}),
+        # "what touched the 15th": the day's own, the one spanning midnight and the one still open
+        (["ge2024-03-15", "lt2024-03-16"], {"a_march", "b_march", "a_open"}),
+        (["ge2023-01-01", "le2023-12-31"], {"a_2023"}),
+    ],
+)
+def test_date_prefixes_and_precisions_follow_the_fhir_range_rules(
+    clinic: dict[str, Any], date: list[str], expected: set[str]
+) -> None:
+    found = set(follow_all("Encounter", date=date))
+    assert found == {clinic[name] for name in expected}
+    # The same through the subject index
+    for patient in ("alice", "bob"):
+        mine = {clinic[name] for name in expected if name.startswith(patient[0])}
+        assert set(follow_all("Encounter", subject=clinic[patient], date=date)) == mine
+
+
+def test_class_and_type_tokens(clinic: dict[str, Any]) -> None:
+    snomed = "http://snomed.info/sct"
+    assert set(follow_all("Encounter", **{"class": "EMER"})) == {clinic["a_2023"]}
+    assert set(follow_all("Encounter", **{"class": f"{EMER['system']}|EMER"})) == {clinic["a_2023"]}
+    with_type = {clinic[name] for name in ("a_march", "a_open", "a_2023", "b_march")}
+    assert set(follow_all("Encounter", type=f"{snomed}|185349003")) == with_type
+    assert set(follow_all("Encounter", type="185349003")) == with_type
+    assert set(follow_all("Encounter", type=f"{snomed}|")) == with_type
+    assert follow_all("Encounter", type="http://other|185349003") == []
+
+
+def test_id_and_last_updated(clinic: dict[str, Any]) -> None:
+    assert follow_all("Encounter", _id=clinic["a_open"]) == [clinic["a_open"]]
+    assert len(follow_all("Encounter", _lastUpdated="ge2020-01-01")) == 5
+    assert follow_all("Encounter", _lastUpdated="lt2020-01-01") == []
+
+
+def test_paging_returns_every_match_once_with_signed_next_links(clinic: dict[str, Any]) -> None:
+    # Given 5 encounters, read 2 at a time over the sharded date index
+    first = search("Encounter", _count="2")
+    assert first.status == 200
+    links = {link["relation"]: link["url"] for link in first.body["link"]}
+    assert links["self"].endswith("/api/fhir/Encounter?_count=2")
+    assert "_page=" in links["next"]
+    assert "total" not in first.body  # counting would read past the page
+
+    # Then following next links gives each encounter exactly once, in date order
+    found = follow_all("Encounter", _count="2")
+    assert sorted(found) == sorted(clinic[name] for name in ("a_march", "a_open", "a_2023", "b_march", "b_planned"))
+    assert found[0] == clinic["b_planned"]  # no period: it sorts first
+    assert found[1] == clinic["a_2023"]
+
+
+def test_sort_orders(clinic: dict[str, Any]) -> None:
+    ascending = follow_all("Encounter", subject=clinic["alice"], _sort="date")
+    descending = follow_all("Encounter", subject=clinic["alice"], _sort="-date")
+    updated = follow_all("Encounter", subject=clinic["alice"], _sort="-_lastUpdated", _count="1")
+    assert ascending == [clinic["a_2023"], clinic["a_open"], clinic["a_march"]]
+    assert descending == list(reversed(ascending))
+    assert updated == [clinic["a_2023"], clinic["a_open"], clinic["a_march"]]
+
+
+def test_summary_count_and_total(clinic: dict[str, Any]) -> None:
+    counted = search("Encounter", status="finished", _summary="count")
+    assert counted.body["total"] == 3
+    assert "entry" not in counted.body
+    assert search("Encounter", _count="0").body["total"] == 5
+    assert search("Encounter", _total="accurate", _count="1").body["total"] == 5
+    assert search("Encounter", subject=clinic["bob"]).body["total"] == 2
+
+
+def test_unknown_parameters_are_ignored_unless_strict(clinic: dict[str, Any]) -> None:
+    lenient = search("Encounter", subject=clinic["bob"], colour="blue")
+    assert lenient.status == 200
+    assert "colour" not in lenient.body["link"][0]["url"]
+    strict = call(
+        "encounter_search",
+        "GET",
+        "/api/fhir/Encounter",
+        query={"colour": ["blue"]},
+        headers={"Prefer": "handling=strict"},
+    )
+    assert strict.status == 400
+    assert strict.body["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"date": "2024-13-01"}, {"date": "xx2024"}, {"_count": "-1"}, {"_count": "ten"}, {"_sort": "status"},
+     {"status": "a\x00b"}, {"_page": "forged"}],
+)
+def test_malformed_values_are_400(clinic: dict[str, Any], params: dict[str, str]) -> None:
+    answer = search("Encounter", **params)
+    assert answer.status == 400, answer.text
+    assert answer.body["resourceType"] == "OperationOutcome"
+
+
+def test_a_page_token_is_bound_to_its_query(clinic: dict[str, Any]) -> None:
+    # Given a next link of one query
+    link = next(l["url"] for l in search("Encounter", _count="1").body["link"] if l["relation"] == "next")
+    token = parse_qs(urlsplit(link).query)["_page"][0]
+
+    # When it is used with another query, or edited
+    other = search("Encounter", subject=clinic["alice"], _count="1", _page=token)
+    edited = search("Encounter", _count="1", _page=token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+
+    # Then both are refused
+    assert other.status == 400
+    assert edited.status == 400
