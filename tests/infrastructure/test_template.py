@@ -1,0 +1,471 @@
+"""template.yaml against the facts it must agree with: the route table (routes.py), the settings'
+environment names (settings.py), the tables of the contract, least privilege and the gateway responses.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_api.resources import DEFINITIONS
+from fhir_api.routes import READ_INTERACTIONS, ROUTES, WRITE_INTERACTIONS, Route
+from fhir_api.settings import Settings
+from local.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FUNCTION_TYPE = "AWS::Serverless::Function"
+FALLBACK = "FallbackFunction"
+AUTHORIZER = "AuthorizerFunction"
+PROXY_PATH = "/api/fhir/{proxy+}"
+
+READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+
+# The tables of the contract: key schema, attribute types and indexes (HASH, RANGE, projected attributes).
+TABLES: dict[str, dict[str, Any]] = {
+    "EncountersTable": {
+        "key": [("id", "HASH")],
+        "attributes": {"id": "S", "subject": "S", "statusShard": "S", "dateShard": "S", "periodStart": "S"},
+        "indexes": {
+            "subject-index": (("subject", "periodStart"), ["periodEnd"]),
+            "status-index": (("statusShard", "periodStart"), ["periodEnd"]),
+            "date-index": (("dateShard", "periodStart"), ["periodEnd"]),
+        },
+        "retain": True,
+    },
+    "PatientsTable": {
+        "key": [("id", "HASH")],
+        "attributes": {"id": "S", "term": "S", "termValue": "S"},
+        "indexes": {"term-index": (("term", "termValue"), ["owner"])},
+        "retain": True,
+    },
+    "VersionsTable": {
+        "key": [("resourceKey", "HASH"), ("versionId", "RANGE")],
+        "attributes": {"resourceKey": "S", "versionId": "N"},
+        "indexes": {},
+        "retain": True,
+    },
+    "IdempotencyTable": {
+        "key": [("id", "HASH")],
+        "attributes": {"id": "S"},
+        "indexes": {},
+        "retain": False,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]
+
+
+def _functions(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: res["Properties"] for name, res in resources.items() if res["Type"] == FUNCTION_TYPE}
+
+
+def _api_events(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        event["Properties"] for event in (properties.get("Events") or {}).values() if event["Type"] == "Api"
+    ]
+
+
+def _statements(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in properties.get("Policies") or []:
+        assert isinstance(policy, dict) and "Statement" in policy, f"only inline policy documents: {policy}"
+        statements.extend(policy["Statement"])
+    return statements
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _target(resource: Any) -> tuple[str, str]:
+    """(table logical id, "table" or "index") for !GetAtt T.Arn or !Sub "${T.Arn}/index/*"."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        assert resource["Fn::GetAtt"][1] == "Arn", resource
+        return str(resource["Fn::GetAtt"][0]), "table"
+    if isinstance(resource, dict) and "Fn::Sub" in resource:
+        text = str(resource["Fn::Sub"])
+        table = text.split("${", 1)[1].split(".", 1)[0]
+        assert text == f"${{{table}.Arn}}/index/*", text
+        return table, "index"
+    raise AssertionError(f"a table ARN must be !GetAtt or !Sub of a table, not {resource!r}")
+
+
+def _grants(properties: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(table logical id, "table" or "index") -> the DynamoDB actions a function may call there."""
+    grants: dict[tuple[str, str], set[str]] = {}
+    for statement in _statements(properties):
+        assert statement["Effect"] == "Allow"
+        for resource in _as_list(statement["Resource"]):
+            grants.setdefault(_target(resource), set()).update(_as_list(statement["Action"]))
+    return grants
+
+
+def _expected_grants(route: Route) -> dict[tuple[str, str], set[str]]:
+    """What each interaction calls in shared/fhir_api/store: nothing more is granted.
+
+    A write is one TransactWriteItems, which IAM authorizes as its item actions: Put of the current
+    item, Put of the version copy, ConditionCheck of a referenced Patient, Put/Delete of search terms.
+    """
+    if route.resource_type is None:
+        return {}
+    table = (f"{route.resource_type}sTable", "table")
+    index = (f"{route.resource_type}sTable", "index")
+    versions = ("VersionsTable", "table")
+    definition = DEFINITIONS[route.resource_type]
+    if route.interaction == "read":
+        return {table: {"dynamodb:GetItem"}}
+    if route.interaction == "vread":
+        return {versions: {"dynamodb:GetItem"}}
+    if route.interaction == "history-instance":
+        return {versions: {"dynamodb:Query"}}
+    if route.interaction == "search-type":
+        return {index: {"dynamodb:Query"}, table: {"dynamodb:BatchGetItem"}}
+    grants: dict[tuple[str, str], set[str]] = {table: {"dynamodb:PutItem"}, versions: {"dynamodb:PutItem"}}
+    if route.interaction == "update":
+        grants[table].add("dynamodb:GetItem")
+        if route.resource_type == "Patient":
+            grants[table].add("dynamodb:DeleteItem")  # search terms a new version no longer has
+    if route.resource_type == "Encounter":
+        grants[("PatientsTable", "table")] = {"dynamodb:ConditionCheckItem"}
+    if route.interaction == "create":
+        grants[("IdempotencyTable", "table")] = set(IDEMPOTENCY_ACTIONS)
+        if definition.conditional_create:
+            # If-None-Exist runs a search before the create
+            grants[index] = {"dynamodb:Query"}
+            grants[table].add("dynamodb:BatchGetItem")
+    return grants
+
+
+def test_cfn_lint_reports_no_error() -> None:
+    # Given the template as it is deployed
+    command = [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
+    # When cfn-lint checks it
+    result = subprocess.run(
+        [*command, "--non-zero-exit-code", "error", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # Then it finds no error
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_route_has_one_function_with_one_matching_event(resources: dict[str, Any]) -> None:
+    # Given the functions of the template
+    functions = _functions(resources)
+    for route in ROUTES:
+        # When the route's function is looked up by its logical id
+        assert route.logical_id in functions, f"{route.logical_id} missing for {route.method} {route.path}"
+        events = _api_events(functions[route.logical_id])
+        # Then it has exactly one Api event, for exactly this method and path, on the API
+        assert len(events) == 1, f"{route.logical_id} must have exactly one Api event"
+        event = events[0]
+        assert (event["Method"].upper(), event["Path"]) == (route.method, route.path)
+        assert event["RestApiId"] == {"Ref": "FhirApi"}
+
+
+def test_no_function_serves_two_routes(resources: dict[str, Any]) -> None:
+    # Given every (method, path) that any function other than the fallback serves
+    served: dict[tuple[str, str], list[str]] = {}
+    for name, properties in _functions(resources).items():
+        if name == FALLBACK:
+            continue
+        for event in _api_events(properties):
+            served.setdefault((event["Method"].upper(), event["Path"]), []).append(name)
+    # Then each is one route of routes.py, served by one function only
+    expected = {(route.method, route.path): [route.logical_id] for route in ROUTES}
+    assert served == expected
+
+
+def test_fallback_answers_every_other_method_and_path_without_a_token(resources: dict[str, Any]) -> None:
+    # Given the fallback's events
+    events = _api_events(resources[FALLBACK]["Properties"])
+    # Then it takes ANY method on every path of the API and on everything else under /api/fhir
+    paths = sorted(event["Path"] for event in events)
+    assert paths == sorted({route.path for route in ROUTES} | {PROXY_PATH})
+    for event in events:
+        assert event["Method"].upper() == "ANY"
+        assert event["Auth"] == {"Authorizer": "NONE"}, f"{event['Path']}: a 405/404 needs no token"
+
+
+def test_token_authorizer_is_the_default_and_only_metadata_is_open(resources: dict[str, Any]) -> None:
+    # Given the REST API
+    api = resources["FhirApi"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    auth = api["Properties"]["Auth"]
+    # Then its default authorizer is the TOKEN authorizer, reading Authorization, cached 300 s
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["FunctionPayloadType"] == "TOKEN"
+    assert authorizer["Identity"]["Header"] == "Authorization"
+    assert authorizer["Identity"]["ReauthorizeEvery"] == 300
+    assert AUTHORIZER in json.dumps(authorizer["FunctionArn"])
+    # And only the metadata route opts out of it
+    functions = _functions(resources)
+    for route in ROUTES:
+        event = _api_events(functions[route.logical_id])[0]
+        if route.interaction == "capabilities":
+            assert event["Auth"] == {"Authorizer": "NONE"}
+        else:
+            assert "Auth" not in event, f"{route.logical_id} must use the default authorizer"
+
+
+def test_each_function_folder_hands_its_events_to_the_shared_layer(resources: dict[str, Any]) -> None:
+    functions = _functions(resources)
+    folders = {route.logical_id: route.function for route in ROUTES}
+    folders.update({FALLBACK: "fallback", AUTHORIZER: "authorizer"})
+    # Given every function of the template
+    assert set(functions) == set(folders)
+    for logical_id, folder in folders.items():
+        properties = functions[logical_id]
+        # Then its code is functions/<folder>/app.py with a `handler`
+        assert properties["CodeUri"] == f"functions/{folder}/"
+        assert properties["Handler"] == "app.handler"
+        source = (ROOT / "functions" / folder / "app.py").read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        assert ast.get_docstring(tree), f"functions/{folder}/app.py needs a docstring naming its route"
+        if folder == "authorizer":
+            assert "from fhir_api.auth.authorizer import lambda_handler as handler" in source
+            continue
+        calls = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "make_handler"
+        ]
+        assert len(calls) == 1 and isinstance(calls[0].args[0], ast.Constant)
+        assert calls[0].args[0].value == folder
+
+
+def test_every_function_has_its_event_file(resources: dict[str, Any]) -> None:
+    functions = _functions(resources)
+    by_logical_id = {route.logical_id: route for route in ROUTES}
+    for logical_id, properties in functions.items():
+        folder = properties["CodeUri"].strip("/").split("/")[-1]
+        path = ROOT / "events" / f"{folder}.json"
+        # Given the function's event file
+        assert path.exists(), f"events/{folder}.json missing for {logical_id}"
+        event = json.loads(path.read_text(encoding="utf-8"))
+        if logical_id == AUTHORIZER:
+            # Then the authorizer's is a TOKEN authorizer event
+            assert event["type"] == "TOKEN"
+            assert event["authorizationToken"].startswith("Bearer ")
+            assert event["methodArn"].startswith("arn:aws:execute-api:")
+            continue
+        # Then the others are REST proxy events (payload 1.0) for a path the function serves
+        for key in ("multiValueHeaders", "multiValueQueryStringParameters", "requestContext", "body"):
+            assert key in event, f"events/{folder}.json lacks {key}"
+        served = [(e["Method"].upper(), e["Path"]) for e in _api_events(properties)]
+        assert (event["httpMethod"], event["resource"]) in served or ("ANY", event["resource"]) in served
+        route: Route | None = by_logical_id.get(logical_id)
+        if route is not None and route.interaction != "capabilities":
+            authorizer = event["requestContext"]["authorizer"]
+            assert authorizer["sub"] and authorizer["roles"]
+
+
+def test_read_functions_can_only_read(resources: dict[str, Any]) -> None:
+    functions = _functions(resources)
+    for route in ROUTES:
+        if route.interaction in READ_INTERACTIONS or route.interaction == "capabilities":
+            # Given a function that only reads: read actions only, on the tables it reads
+            grants = _grants(functions[route.logical_id])
+            for target, actions in grants.items():
+                assert actions <= READ_ACTIONS, f"{route.logical_id} may {actions - READ_ACTIONS} on {target}"
+            assert grants == _expected_grants(route), route.logical_id
+    for name in (FALLBACK, AUTHORIZER):
+        assert _grants(functions[name]) == {}, f"{name} touches no table"
+
+
+def test_write_functions_get_exactly_what_their_transaction_needs(resources: dict[str, Any]) -> None:
+    functions = _functions(resources)
+    for route in ROUTES:
+        if route.interaction in WRITE_INTERACTIONS:
+            # Given a write function: the item actions of its transaction, on the tables it touches
+            assert _grants(functions[route.logical_id]) == _expected_grants(route), route.logical_id
+
+
+def test_version_copies_are_limited_to_the_functions_resource_type(resources: dict[str, Any]) -> None:
+    functions = _functions(resources)
+    for route in ROUTES:
+        for statement in _statements(functions[route.logical_id]):
+            if _target(_as_list(statement["Resource"])[0])[0] != "VersionsTable":
+                continue
+            # Then the function reaches only the versions of its own resource type
+            keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            assert keys == [f"{route.resource_type}/*"]
+
+
+def test_no_policy_uses_wildcards(resources: dict[str, Any]) -> None:
+    for name, properties in _functions(resources).items():
+        for statement in _statements(properties):
+            for action in _as_list(statement["Action"]):
+                assert "*" not in action, f"{name}: {action}"
+            for resource in _as_list(statement["Resource"]):
+                assert resource != "*", name
+
+
+def test_tables_have_the_keys_and_indexes_the_code_uses(resources: dict[str, Any]) -> None:
+    for logical_id, spec in TABLES.items():
+        # Given the table
+        resource = resources[logical_id]
+        assert resource["Type"] == "AWS::DynamoDB::Table"
+        properties = resource["Properties"]
+        # Then its key, attribute types and indexes are the contract's
+        assert [(k["AttributeName"], k["KeyType"]) for k in properties["KeySchema"]] == spec["key"]
+        attributes = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
+        assert attributes == spec["attributes"]
+        indexes = {}
+        for index in properties.get("GlobalSecondaryIndexes") or []:
+            keys = tuple(k["AttributeName"] for k in index["KeySchema"])
+            assert [k["KeyType"] for k in index["KeySchema"]] == ["HASH", "RANGE"]
+            assert index["Projection"]["ProjectionType"] == "INCLUDE"
+            indexes[index["IndexName"]] = (keys, index["Projection"]["NonKeyAttributes"])
+        assert indexes == spec["indexes"]
+
+
+def test_tables_are_on_demand_recoverable_encrypted_and_protected(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["DeletionProtection"]["Default"] == "true"
+    condition = template["Conditions"]["DeletionProtectionEnabled"]
+    assert condition == {"Fn::Equals": [{"Ref": "DeletionProtection"}, "true"]}
+    for logical_id, spec in TABLES.items():
+        resource = resources[logical_id]
+        properties = resource["Properties"]
+        assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert properties["SSESpecification"]["SSEEnabled"] is True
+        assert properties["DeletionProtectionEnabled"] == {
+            "Fn::If": ["DeletionProtectionEnabled", True, False]
+        }
+        if spec["retain"]:
+            # Clinical facts survive a deleted stack and a replaced table
+            assert resource.get("DeletionPolicy") == "Retain", logical_id
+            assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+    ttl = resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expiration", "Enabled": True}
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status"),
+    [
+        ("UNAUTHORIZED", 401),
+        ("ACCESS_DENIED", 403),
+        ("MISSING_AUTHENTICATION_TOKEN", 404),
+        ("DEFAULT_4XX", None),
+        ("DEFAULT_5XX", None),
+    ],
+)
+def test_gateway_responses_are_operation_outcomes(
+    resources: dict[str, Any], response_type: str, status: int | None
+) -> None:
+    # Given a response API Gateway gives by itself
+    response = resources["FhirApi"]["Properties"]["GatewayResponses"][response_type]
+    # Then it has the expected status and an OperationOutcome body of type application/fhir+json
+    assert response.get("StatusCode") == status
+    assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/fhir+json'"
+    body = json.loads(response["ResponseTemplates"]["application/json"])
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"] and all(issue["severity"] and issue["code"] for issue in body["issue"])
+    if response_type == "UNAUTHORIZED":
+        challenge = response["ResponseParameters"]["Headers"]["WWW-Authenticate"]
+        assert challenge.startswith("'Bearer") and challenge.endswith("'")
+
+
+def test_globals_run_python312_on_arm64_with_tracing_and_the_shared_layer(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.12"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
+    variables = function_globals["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "encounter-api"
+    assert {"POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"} <= set(variables)
+    layer = resources["SharedLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    for name, properties in _functions(resources).items():
+        assert "Runtime" not in properties and "Layers" not in properties, f"{name} overrides Globals"
+
+
+def test_environment_names_are_the_settings_names(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    known = {field.alias for field in Settings.model_fields.values() if field.alias}
+    tables = {f"{name.removesuffix('Table').upper()}_TABLE": name for name in TABLES}
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    # Then every table variable names its table
+    for variable, table in tables.items():
+        assert variables[variable] == {"Ref": table}
+    for properties in _functions(resources).values():
+        variables.update((properties.get("Environment") or {}).get("Variables") or {})
+    # And no variable is one the settings would ignore
+    unknown = {name for name in variables if name not in known and not name.startswith("POWERTOOLS_")}
+    assert unknown == set()
+
+
+def test_authorizer_gets_the_token_parameters(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["RolesClaim"]["Default"] == "roles"
+    variables = resources[AUTHORIZER]["Properties"]["Environment"]["Variables"]
+    assert variables["TOKEN_ISSUER"] == {"Ref": "TokenIssuer"}
+    assert variables["TOKEN_AUDIENCE"] == {"Ref": "TokenAudience"}
+    assert variables["JWKS_URL"] == {"Ref": "JwksUrl"}
+    assert variables["ROLES_CLAIM"] == {"Ref": "RolesClaim"}
+    assert variables["TOKEN_ALGORITHMS"] == {"Ref": "TokenAlgorithms"}
+
+
+def test_snapstart_is_opt_in(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["EnableSnapStart"]["Default"] == "false"
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["SnapStart"] == {
+        "ApplyOn": {"Fn::If": ["SnapStartEnabled", "PublishedVersions", "None"]}
+    }
+    # SnapStart applies to published versions only, so the API calls each function through its alias
+    assert function_globals["AutoPublishAlias"]
+
+
+def test_page_token_secret_is_generated_and_reaches_only_the_paging_functions(
+    resources: dict[str, Any],
+) -> None:
+    secret = resources["PageTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    functions = _functions(resources)
+    for route in ROUTES:
+        # Search bundles and history bundles page; a conditional create runs a search
+        pages = route.interaction in {"search-type", "history-instance"} or (
+            route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create
+        )
+        variables = (functions[route.logical_id].get("Environment") or {}).get("Variables") or {}
+        if pages:
+            assert "resolve:secretsmanager:${PageTokenSecret}" in variables["PAGE_TOKEN_SECRET"]["Fn::Sub"]
+        else:
+            assert "PAGE_TOKEN_SECRET" not in variables, route.logical_id
+    assert "PAGE_TOKEN_SECRET" not in json.dumps(functions[AUTHORIZER])
+
+
+def test_outputs_name_the_api_url_and_tables(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    url = outputs["ApiUrl"]["Value"]["Fn::Sub"]
+    assert url.startswith("https://${FhirApi}.execute-api.${AWS::Region}.") and url.endswith("/api/fhir")
+    for logical_id in TABLES:
+        assert outputs[f"{logical_id}Name"]["Value"] == {"Ref": logical_id}
