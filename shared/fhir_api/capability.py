@@ -1,0 +1,150 @@
+"""The CapabilityStatement served at ``GET /api/fhir/metadata`` (FHIR R4, 4.0.1).
+
+Generated, never hand-written: interactions come from ``routes.ROUTES``, the security description
+from ``routes.ROLE_INTERACTIONS``, search parameters from each resource definition's table
+(``search.definitions``), so the statement cannot drift from what the code does.
+
+Usage::
+
+    capability_statement(base_url, [ENCOUNTER, PATIENT])   # resource definitions (ResourceDefinition)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from fhir_api.routes import API_PREFIX, ROLE_INTERACTIONS, ROUTES
+from fhir_api.search.parameters import DEFAULT_COUNT, MAX_COUNT, SearchParameter
+
+FHIR_VERSION = "4.0.1"
+SOFTWARE_NAME = "encounter-api"
+SOFTWARE_VERSION = "1.0.0"
+FORMATS = ["json", "application/fhir+json"]
+SECURITY_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+# FHIR's order of the type-level interactions, so the statement reads the same on every build.
+_INTERACTION_ORDER = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+
+
+class ResourceDefinition(Protocol):
+    """What the statement needs from a resource definition (``fhir_api.resources.*``)."""
+
+    @property
+    def resource_type(self) -> str: ...
+
+    @property
+    def search_parameters(self) -> Mapping[str, SearchParameter]: ...
+
+    @property
+    def conditional_create(self) -> bool: ...
+
+
+def _interactions(resource_type: str) -> list[str]:
+    found = {route.interaction for route in ROUTES if route.resource_type == resource_type}
+    return [code for code in _INTERACTION_ORDER if code in found]
+
+
+def _security_description() -> str:
+    lines = [
+        "Every request except `GET " + API_PREFIX + "/metadata` needs `Authorization: Bearer <token>`: "
+        "a JWT signed by the configured issuer (verified against its JWKS), whose roles claim names "
+        "one or more roles. A missing or invalid token gets 401; a role without the interaction gets 403.",
+        "",
+        "Roles and the interactions they allow:",
+        "",
+    ]
+    for role, interactions in sorted(ROLE_INTERACTIONS.items()):
+        allowed = [code for code in _INTERACTION_ORDER if code in interactions]
+        lines.append(f"- `{role}`: {', '.join(allowed)}")
+    return "\n".join(lines)
+
+
+def _search_param(parameter: SearchParameter) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": parameter.name}
+    if parameter.definition:
+        entry["definition"] = parameter.definition
+    entry["type"] = parameter.type
+    entry["documentation"] = parameter.documentation
+    return entry
+
+
+def _resource(definition: ResourceDefinition) -> dict[str, Any]:
+    resource_type = definition.resource_type
+    entry: dict[str, Any] = {
+        "type": resource_type,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+        "interaction": [{"code": code} for code in _interactions(resource_type)],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": bool(definition.conditional_create),
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+    }
+    parameters = [_search_param(parameter) for parameter in definition.search_parameters.values()]
+    if parameters:
+        entry["searchParam"] = parameters
+    return entry
+
+
+def capability_statement(
+    base_url: str,
+    resources: Sequence[ResourceDefinition],
+    date: str | None = None,
+    cors: bool = False,
+) -> dict[str, Any]:
+    """The server's CapabilityStatement as a FHIR JSON dict.
+
+    ``base_url`` is the FHIR base (``https://host/api/fhir``); ``date`` defaults to now (FHIR dateTime);
+    ``cors`` says whether CORS is on (``Settings.cors_origins`` is not empty).
+    """
+    base = base_url.rstrip("/")
+    when = date or datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": when,
+        "publisher": SOFTWARE_NAME,
+        "kind": "instance",
+        "software": {"name": SOFTWARE_NAME, "version": SOFTWARE_VERSION},
+        "implementation": {"description": "Encounter and Patient FHIR R4 API", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": list(FORMATS),
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Search answers a Bundle searchset with total, self and next links; "
+                    f"`_count` defaults to {DEFAULT_COUNT} and is capped at {MAX_COUNT}; "
+                    "`_summary=count` returns the total only; the next link carries a signed page token. "
+                    "Unknown search parameters are ignored unless `Prefer: handling=strict`."
+                ),
+                "security": {
+                    "cors": cors,
+                    "service": [
+                        {
+                            "coding": [
+                                {"system": SECURITY_SERVICE_SYSTEM, "code": "OAuth", "display": "OAuth"}
+                            ],
+                            "text": "OAuth2 bearer token (JWT)",
+                        }
+                    ],
+                    "description": _security_description(),
+                },
+                "resource": [_resource(definition) for definition in resources],
+            }
+        ],
+    }

@@ -1,0 +1,81 @@
+"""fhir_api.capability: the CapabilityStatement, generated from the route, role and parameter tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+from fhir_api.capability import capability_statement
+from fhir_api.routes import ROLE_INTERACTIONS, ROUTES
+from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, PATIENT_PARAMETERS
+from fhir_api.search.parameters import SearchParameter
+
+BASE = "https://fhir.example.org/api/fhir"
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A stand-in with the attributes the statement reads from a resource definition."""
+
+    resource_type: str
+    search_parameters: Mapping[str, SearchParameter]
+    conditional_create: bool
+
+
+RESOURCES = [
+    Definition("Encounter", ENCOUNTER_PARAMETERS, False),
+    Definition("Patient", PATIENT_PARAMETERS, True),
+]
+
+
+def test_the_statement_is_a_valid_r4_capability_statement() -> None:
+    # When
+    statement = capability_statement(BASE + "/", RESOURCES)
+    # Then it validates against the FHIR model and says the essentials
+    model = CapabilityStatement.model_validate(statement)
+    assert model.fhirVersion == "4.0.1"
+    assert statement["status"] == "active" and statement["kind"] == "instance"
+    assert statement["format"] == ["json", "application/fhir+json"]
+    assert statement["implementation"]["url"] == BASE
+    assert statement["software"]["name"] == "encounter-api"
+
+
+def test_interactions_come_from_the_route_table() -> None:
+    statement = capability_statement(BASE, RESOURCES)
+    for resource in statement["rest"][0]["resource"]:
+        expected = {route.interaction for route in ROUTES if route.resource_type == resource["type"]}
+        assert {entry["code"] for entry in resource["interaction"]} == expected
+        assert resource["versioning"] == "versioned"
+        assert resource["readHistory"] is True
+        assert resource["updateCreate"] is False
+        assert resource["conditionalUpdate"] is False
+        assert "searchInclude" not in resource
+
+
+def test_search_parameters_come_from_the_tables() -> None:
+    statement = capability_statement(BASE, RESOURCES)
+    by_type = {resource["type"]: resource for resource in statement["rest"][0]["resource"]}
+    for definition in RESOURCES:
+        params = by_type[definition.resource_type]["searchParam"]
+        assert [param["name"] for param in params] == list(definition.search_parameters)
+        for param in params:
+            table = definition.search_parameters[param["name"]]
+            assert (param["type"], param["documentation"]) == (table.type, table.documentation)
+            assert param["definition"] == table.definition
+    assert by_type["Patient"]["conditionalCreate"] is True
+    assert by_type["Encounter"]["conditionalCreate"] is False
+
+
+def test_security_describes_every_role_from_the_role_table() -> None:
+    security = capability_statement(BASE, RESOURCES, cors=True)["rest"][0]["security"]
+    assert security["cors"] is True
+    assert security["service"][0]["coding"][0]["code"] == "OAuth"
+    for role, interactions in ROLE_INTERACTIONS.items():
+        line = next(line for line in security["description"].splitlines() if line.startswith(f"- `{role}`"))
+        assert {code.strip() for code in line.split(":", 1)[1].split(",")} == set(interactions)
+
+
+def test_date_can_be_fixed() -> None:
+    assert capability_statement(BASE, RESOURCES, date="2024-01-01")["date"] == "2024-01-01"

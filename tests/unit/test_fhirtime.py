@@ -1,0 +1,159 @@
+"""fhir_api.fhirtime: FHIR date/dateTime/instant values as half-open UTC ranges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fhir_api.fhirtime import (
+    MAX_INSTANT,
+    MIN_INSTANT,
+    canonical_now,
+    parse_canonical,
+    parse_range,
+    period_range,
+    predecessor,
+    to_canonical,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high"),
+    [
+        ("2024", "2024-01-01T00:00:00.000000Z", "2025-01-01T00:00:00.000000Z"),
+        ("2024-02", "2024-02-01T00:00:00.000000Z", "2024-03-01T00:00:00.000000Z"),
+        ("2024-12", "2024-12-01T00:00:00.000000Z", "2025-01-01T00:00:00.000000Z"),
+        ("2024-02-29", "2024-02-29T00:00:00.000000Z", "2024-03-01T00:00:00.000000Z"),
+        ("2024-03-01T10:00Z", "2024-03-01T10:00:00.000000Z", "2024-03-01T10:01:00.000000Z"),
+        ("2024-03-01T10:00", "2024-03-01T10:00:00.000000Z", "2024-03-01T10:01:00.000000Z"),
+        ("2024-03-01T10:00:05Z", "2024-03-01T10:00:05.000000Z", "2024-03-01T10:00:06.000000Z"),
+        ("2024-03-01T10:00:05.25Z", "2024-03-01T10:00:05.250000Z", "2024-03-01T10:00:05.250001Z"),
+        ("2024-03-01T10:00:05.1234567Z", "2024-03-01T10:00:05.123456Z", "2024-03-01T10:00:05.123457Z"),
+        ("2024-03-01T01:30:00+02:00", "2024-02-29T23:30:00.000000Z", "2024-02-29T23:30:01.000000Z"),
+        ("2024-12-31T23:30:00-05:00", "2025-01-01T04:30:00.000000Z", "2025-01-01T04:30:01.000000Z"),
+        ("2024-06-30T23:59:60Z", "2024-06-30T23:59:59.000000Z", "2024-07-01T00:00:00.000000Z"),
+        ("0001", MIN_INSTANT, "0002-01-01T00:00:00.000000Z"),
+        ("9999", "9999-01-01T00:00:00.000000Z", MAX_INSTANT),
+        ("9999-12-31", "9999-12-31T00:00:00.000000Z", MAX_INSTANT),
+    ],
+)
+def test_parse_range_covers_the_precision_of_the_value(value: str, low: str, high: str) -> None:
+    # Given a FHIR date value / When parsed / Then its precision defines the range
+    assert parse_range(value) == (low, high)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "24",
+        "2024-13",
+        "2024-00",
+        "2023-02-29",
+        "2024-02-30",
+        "2024-04-31",
+        "0000",
+        "2024-01-01T24:00Z",
+        "2024-01-01T10:60Z",
+        "2024-01-01T10Z",
+        "2024-01-01T10:00:61Z",
+        "2024-01-01T10:00+15:00",
+        "2024-01-01T10:00+01:60",
+        "2024-01-01 10:00Z",
+        "2024-01-01T10:00:00.Z",
+        "2024-01-01z",
+        "2024-01-01T10:00z",
+        "0001-01-01T00:30+01:00",
+        "9999-12-31T23:30-01:00",
+        "٢٠٢٤",
+        "2024-01-01T10:00:00Z ",
+    ],
+)
+def test_parse_range_rejects_malformed_values(value: str) -> None:
+    # Given a malformed value / When parsed / Then a ValueError says so
+    with pytest.raises(ValueError, match=r"."):
+        parse_range(value)
+
+
+def test_parse_range_rejects_non_text() -> None:
+    with pytest.raises(ValueError, match="not a FHIR date"):
+        parse_range(20240101)  # type: ignore[arg-type]
+
+
+def test_period_range_open_ends_reach_min_and_max() -> None:
+    # Given periods with and without ends / Then missing bounds become MIN/MAX
+    assert period_range(None) == (MIN_INSTANT, MAX_INSTANT)
+    assert period_range({}) == (MIN_INSTANT, MAX_INSTANT)
+    assert period_range({"start": "2024-01-01T10:00:00Z"}) == ("2024-01-01T10:00:00.000000Z", MAX_INSTANT)
+    assert period_range({"end": "2024-01-02"}) == (MIN_INSTANT, "2024-01-03T00:00:00.000000Z")
+    assert period_range({"start": "2024-01-01", "end": "2024-01-01T12:00:00+01:00"}) == (
+        "2024-01-01T00:00:00.000000Z",
+        "2024-01-01T11:00:01.000000Z",
+    )
+
+
+def test_period_range_rejects_malformed_periods() -> None:
+    with pytest.raises(ValueError, match="Period"):
+        period_range("2024")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="month"):
+        period_range({"start": "2024-13-01"})
+
+
+def test_predecessor_is_one_microsecond_earlier() -> None:
+    assert predecessor("2024-01-01T00:00:00.000000Z") == "2023-12-31T23:59:59.999999Z"
+    assert predecessor(MAX_INSTANT) == "9999-12-31T23:59:59.999998Z"
+    with pytest.raises(ValueError, match="predecessor"):
+        predecessor(MIN_INSTANT)
+    with pytest.raises(ValueError, match="canonical"):
+        predecessor("2024-01-01T00:00:00Z")
+
+
+def test_canonical_now_is_a_canonical_instant_of_now() -> None:
+    # When / Then
+    now = canonical_now()
+    assert len(now) == 27
+    assert abs(parse_canonical(now) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_to_canonical_needs_an_aware_datetime() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        to_canonical(datetime(2024, 1, 1))
+
+
+@given(st.text(max_size=40))
+def test_parse_range_of_any_text_is_a_range_or_a_value_error(text: str) -> None:
+    try:
+        low, high = parse_range(text)
+    except ValueError:
+        return
+    assert len(low) == len(high) == 27
+    assert MIN_INSTANT <= low < high <= MAX_INSTANT
+
+
+date_like = st.from_regex(
+    r"\A[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?\Z"
+)
+
+
+@given(date_like)
+def test_parse_range_of_date_shaped_text_is_a_range_or_a_value_error(text: str) -> None:
+    try:
+        low, high = parse_range(text)
+    except ValueError:
+        return
+    assert MIN_INSTANT <= low < high <= MAX_INSTANT
+    assert parse_canonical(low) <= parse_canonical(high)
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)))
+def test_an_instant_round_trips_to_a_one_microsecond_range(moment: datetime) -> None:
+    # Given an instant written with microseconds
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").rjust(27, "0")
+    # When / Then
+    low, high = parse_range(text)
+    assert low == to_canonical(moment)
+    assert high == to_canonical(moment + timedelta(microseconds=1))
+    assert predecessor(high) == low
