@@ -1,0 +1,118 @@
+"""The audit trail: one structured JSON record per request, written through the Powertools Logger.
+
+Who calls it
+    ``fhir_api.handler.make_handler`` for every request a function answers, and the authorizer for the
+    requests it refuses (401, and 403 when it sees the route the roles may not call). A request API
+    Gateway refuses from a cached authorizer policy never reaches either; its access log covers those.
+
+Signature
+    ``audit(request_id, sub, roles, action, resource_type, resource_id, status, *, version_id=None,
+    source="function", reason=None) -> dict``
+
+    - ``request_id``: API Gateway's ``requestContext.requestId`` (the authorizer, which is not given it,
+      passes its own invocation id with ``source="authorizer"``);
+    - ``sub`` and ``roles``: from the verified token (the authorizer context), never from the request;
+    - ``action``: ``fhir_api.routes.AUDIT_ACTIONS[route.interaction]``;
+    - ``resource_type``, ``resource_id``, ``version_id``: from the route and its path parameters (None for
+      search and create; pass the new id after a create if known);
+    - ``status``: the HTTP status code answered;
+    - ``reason``: an optional fixed phrase of the server's own (why a token was refused), never request
+      content.
+
+The record is logged at INFO under the key ``audit``::
+
+    {"message": "audit", "audit": {"time": "2024-05-01T10:00:00.123Z", "request_id": "...",
+     "sub": "...", "roles": ["practitioner"], "action": "read", "resource_type": "Encounter",
+     "resource_id": "123", "version_id": null, "status": 200, "outcome": "success", "source": "function"}}
+
+No PHI: the record holds ids and codes only. Values are checked, not trusted: an id that is not a FHIR
+id (``[A-Za-z0-9-.]{1,64}``) is logged as null, because a client may have put anything in the URL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from fhir_api.routes import AUDIT_ACTIONS, RESOURCE_TYPES
+
+AUDIT_MESSAGE = "audit"
+ACTIONS = frozenset(AUDIT_ACTIONS.values())
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_VERSION_ID = re.compile(r"[0-9]{1,18}")
+_ROLE = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
+_MAX_SUB_LENGTH = 256
+
+_logger: Logger | None = None
+
+
+def get_logger() -> Logger:
+    """The Powertools Logger audit records go through, created on first use."""
+    global _logger
+    if _logger is None:
+        _logger = Logger()
+    return _logger
+
+
+def reset_logger() -> None:
+    """Forget the logger (tests install one that writes where they can read it)."""
+    global _logger
+    _logger = None
+
+
+def outcome(status: int) -> str:
+    """The audit outcome of an HTTP status: success, denied (401/403), failure (4xx) or error (5xx)."""
+    if status < 400:
+        return "success"
+    if status in (401, 403):
+        return "denied"
+    if status < 500:
+        return "failure"
+    return "error"
+
+
+def audit(
+    request_id: str | None,
+    sub: str | None,
+    roles: tuple[str, ...] | list[str] | None,
+    action: str | None,
+    resource_type: str | None,
+    resource_id: str | None,
+    status: int,
+    *,
+    version_id: str | int | None = None,
+    source: str = "function",
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Write one audit record for a request and return it."""
+    record = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "request_id": _text(request_id, 128),
+        "sub": _text(sub, _MAX_SUB_LENGTH),
+        "roles": [role for role in (roles or ()) if isinstance(role, str) and _ROLE.fullmatch(role)],
+        "action": action if action in ACTIONS else "unknown",
+        "resource_type": resource_type if resource_type in RESOURCE_TYPES else None,
+        "resource_id": _matching(resource_id, _FHIR_ID),
+        "version_id": _matching(version_id, _VERSION_ID),
+        "status": int(status),
+        "outcome": outcome(int(status)),
+        "source": source if source in ("function", "authorizer") else "function",
+    }
+    if reason:
+        record["reason"] = reason[:64]
+    get_logger().info(AUDIT_MESSAGE, extra={"audit": record})
+    return record
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:limit]
+
+
+def _matching(value: str | int | None, pattern: re.Pattern[str]) -> str | None:
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
+    return text if text is not None and pattern.fullmatch(text) else None

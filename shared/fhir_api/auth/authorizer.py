@@ -1,0 +1,66 @@
+"""API Gateway TOKEN authorizer: verify the bearer token, answer with the policy of the caller's roles.
+
+- A missing, malformed, badly signed, expired or not-yet-valid token raises ``Exception("Unauthorized")``,
+  which API Gateway answers with 401 (its UNAUTHORIZED gateway response).
+- A valid token gets a policy allowing every route its roles may call (API Gateway caches it per token,
+  so it must be right for any route); with no known role the policy denies everything, which API
+  Gateway answers with 403 (ACCESS_DENIED).
+- Any unexpected error also raises ``Exception("Unauthorized")``: the authorizer never allows by default.
+
+The functions receive ``{"sub": ..., "roles": "<space-separated roles>"}`` as the authorizer context.
+Refusals leave an audit record (``fhir_api.audit``); the token itself is never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_api.audit import audit, get_logger
+from fhir_api.auth.policy import build_policy, is_allowed, match_route
+from fhir_api.auth.tokens import InvalidToken, verify
+from fhir_api.routes import AUDIT_ACTIONS
+
+UNAUTHORIZED = "Unauthorized"
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Handle one TOKEN authorizer event (``authorizationToken``, ``methodArn``)."""
+    method_arn = str(event.get("methodArn") or "")
+    invocation_id = getattr(context, "aws_request_id", None)
+    try:
+        principal = verify(event.get("authorizationToken"))
+        answer = build_policy(
+            principal.sub,
+            principal.roles,
+            method_arn,
+            context={"sub": principal.sub, "roles": " ".join(principal.roles)},
+        )
+    except InvalidToken as exc:
+        _audit_refusal(invocation_id, exc.sub, (), method_arn, 401, exc.reason)
+        raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - the message API Gateway turns into 401
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the answer must be a refusal
+        # Only the type: an exception's text could quote the token.
+        get_logger().error("authorizer failed", extra={"error": type(exc).__name__})
+        _audit_refusal(invocation_id, None, (), method_arn, 401, "authorizer error")
+        raise Exception(UNAUTHORIZED) from None  # noqa: TRY002
+    if not is_allowed(answer["policyDocument"], method_arn):
+        _audit_refusal(invocation_id, principal.sub, principal.roles, method_arn, 403, "role not allowed")
+    return answer
+
+
+def _audit_refusal(invocation_id: str | None, sub: str | None, roles: tuple[str, ...], method_arn: str,
+                   status: int, reason: str) -> None:
+    matched = match_route(method_arn)
+    route, params = matched if matched else (None, {})
+    audit(
+        invocation_id,
+        sub,
+        roles,
+        AUDIT_ACTIONS.get(route.interaction) if route else None,
+        route.resource_type if route else None,
+        params.get("id"),
+        status,
+        version_id=params.get("vid"),
+        source="authorizer",
+        reason=reason,
+    )

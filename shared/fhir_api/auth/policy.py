@@ -1,0 +1,134 @@
+"""The IAM policy a TOKEN authorizer returns, built from the role table in ``fhir_api.routes``.
+
+API Gateway caches the policy per token and evaluates it for every later request with that token, so
+the policy lists every route the caller's roles allow, not just the route of the request at hand.
+A route's ARN is ``arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`` with each path
+parameter written ``*``. IAM's ``*`` also matches ``/``, so ``GET/api/fhir/Encounter/*`` (read) matches
+``GET/api/fhir/Encounter/1/_history`` as well: whenever an allowed pattern covers a route the roles may
+not call, that route gets an explicit Deny, which IAM lets win over any Allow.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache, lru_cache
+from typing import Any
+
+from fhir_api.routes import ROLE_INTERACTIONS, ROUTES, Route, routes_for_roles
+
+ACTION = "execute-api:Invoke"
+_PATH_PARAM = re.compile(r"\{[^}/]+\}")
+_SAMPLE_VALUE = "x1"
+
+
+def api_arn_prefix(method_arn: str) -> str:
+    """``arn:aws:execute-api:<region>:<account>:<api>/<stage>`` of a request's methodArn."""
+    arn, _, rest = method_arn.partition("/")
+    stage = rest.partition("/")[0]
+    fields = arn.split(":")
+    if len(fields) != 6 or fields[0] != "arn" or fields[2] != "execute-api" or not fields[5] or not stage:
+        raise ValueError("not an execute-api method ARN")
+    return f"{arn}/{stage}"
+
+
+def route_pattern(route: Route) -> str:
+    """The route's ARN suffix, e.g. ``GET/api/fhir/Encounter/*``."""
+    return f"{route.method}{_PATH_PARAM.sub('*', route.path)}"
+
+
+def build_policy(principal_id: str, roles: tuple[str, ...] | list[str], method_arn: str,
+                 context: dict[str, str] | None = None) -> dict[str, Any]:
+    """The authorizer's answer: Allow on every route ``roles`` may call, or a Deny when they may call none."""
+    prefix = api_arn_prefix(method_arn)
+    allow, deny = _patterns(tuple(sorted(set(roles) & ROLE_INTERACTIONS.keys())))
+    if allow:
+        statements = [_statement("Allow", [f"{prefix}/{pattern}" for pattern in allow])]
+        if deny:
+            statements.append(_statement("Deny", [f"{prefix}/{pattern}" for pattern in deny]))
+    else:
+        # A verified caller with no known role: API Gateway answers 403, not 401.
+        statements = [_statement("Deny", [f"{prefix}/*"])]
+    answer: dict[str, Any] = {
+        "principalId": principal_id,
+        "policyDocument": {"Version": "2012-10-17", "Statement": statements},
+    }
+    if context is not None:
+        answer["context"] = context
+    return answer
+
+
+def is_allowed(policy_document: dict[str, Any], arn: str) -> bool:
+    """IAM's verdict on invoking ``arn``: an explicit Deny wins, then an Allow, otherwise deny."""
+    allowed = False
+    for statement in policy_document.get("Statement", []):
+        actions = _as_list(statement.get("Action"))
+        if not any(_wildcard_match(action, ACTION) for action in actions):
+            continue
+        if any(_wildcard_match(resource, arn) for resource in _as_list(statement.get("Resource"))):
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+def match_route(method_arn: str) -> tuple[Route, dict[str, str]] | None:
+    """The route a methodArn calls and its path parameters, or None when no route matches."""
+    try:
+        prefix = api_arn_prefix(method_arn)
+    except ValueError:
+        return None
+    method, _, path = method_arn[len(prefix) + 1:].partition("/")
+    for route in ROUTES:
+        if route.method != method:
+            continue
+        found = _route_regex(route).fullmatch("/" + path)
+        if found:
+            return route, found.groupdict()
+    return None
+
+
+@lru_cache(maxsize=64)
+def _patterns(roles: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    allowed = routes_for_roles(roles)
+    allow = tuple(dict.fromkeys(route_pattern(route) for route in allowed))
+    refused = [route for route in ROUTES if route not in allowed]
+    deny = tuple(dict.fromkeys(
+        route_pattern(route) for route in refused
+        if any(_wildcard_match(pattern, _sample(route)) for pattern in allow)
+    ))
+    # The policy must mean exactly the role table; a table the patterns cannot express fails closed.
+    document = {"Statement": [_statement("Allow", list(allow)), _statement("Deny", list(deny))]}
+    for route in ROUTES:
+        if is_allowed(document, _sample(route)) != (route in allowed):
+            raise ValueError(f"the policy cannot express the role table for {route.function}")
+    return allow, deny
+
+
+def _sample(route: Route) -> str:
+    return f"{route.method}{_PATH_PARAM.sub(_SAMPLE_VALUE, route.path)}"
+
+
+@cache
+def _route_regex(route: Route) -> re.Pattern[str]:
+    parts = _PATH_PARAM.split(route.path)
+    names = [name[1:-1] for name in _PATH_PARAM.findall(route.path)]
+    pattern = re.escape(parts[0])
+    for name, part in zip(names, parts[1:], strict=True):
+        pattern += f"(?P<{name}>[^/]+)" + re.escape(part)
+    return re.compile(pattern)
+
+
+def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
+    return {"Effect": effect, "Action": ACTION, "Resource": resources}
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value or []]
+
+
+def _wildcard_match(pattern: str, value: str) -> bool:
+    """IAM resource matching: ``*`` is any run of characters (``/`` included), ``?`` is one."""
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
