@@ -29,8 +29,11 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dic
             value = str(value).split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
+    elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
+    else:
+        problem = f"unexpected node for !{tag_suffix}"
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
     return {name: value}
 
 

@@ -6,6 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -137,6 +138,24 @@ def search(resource_type: str, **params: str | list[str]) -> Answer:
 def ids_of(bundle: dict[str, Any]) -> list[str]:
     """The ids of a Bundle's entries, in order."""
     return [entry["resource"]["id"] for entry in bundle.get("entry", [])]
+
+
+def next_link(bundle: dict[str, Any]) -> str | None:
+    """The Bundle's next link, if any."""
+    return next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
+
+
+def follow_all(resource_type: str, **params: str | list[str]) -> list[str]:
+    """Every id a search returns, following next links to the end."""
+    answer = search(resource_type, **params)
+    assert answer.status == 200, answer.text
+    found = ids_of(answer.body)
+    while link := next_link(answer.body):
+        query = parse_qs(urlsplit(link).query)
+        answer = call(f"{resource_type.lower()}_search", "GET", f"/api/fhir/{resource_type}", query=query)
+        assert answer.status == 200, answer.text
+        found += ids_of(answer.body)
+    return found
 
 
 @pytest.fixture(params=["moto", "dynamodb-local"])

@@ -52,7 +52,10 @@ def test_the_seed_example_is_created_as_sent_with_server_id_and_meta() -> None:
     # Then it is created: 201, Location of version 1, ETag, Last-Modified, and the body as sent
     assert answer.status == 201
     body = answer.body
-    assert answer.headers["Location"] == f"https://api.example.org/Prod/api/fhir/Encounter/{body['id']}/_history/1"
+    assert (
+        answer.headers["Location"]
+        == f"https://api.example.org/Prod/api/fhir/Encounter/{body['id']}/_history/1"
+    )
     assert answer.headers["ETag"] == 'W/"1"'
     assert answer.headers["Last-Modified"].endswith("GMT")
     assert body["meta"]["versionId"] == "1"
@@ -74,7 +77,9 @@ def test_a_clients_id_and_meta_are_ignored() -> None:
 
 def test_decimals_keep_their_digits() -> None:
     patient_id = create_patient()
-    raw = json.dumps(encounter_for(patient_id)).replace('"status"', '"length": {"value": 1.50, "unit": "h"}, "status"')
+    raw = json.dumps(encounter_for(patient_id)).replace(
+        '"status"', '"length": {"value": 1.50, "unit": "h"}, "status"'
+    )
 
     answer = call("encounter_create", "POST", ENCOUNTER, raw_body=raw)
 
@@ -86,7 +91,9 @@ def test_decimals_keep_their_digits() -> None:
 def test_prefer_return_minimal_answers_without_a_body() -> None:
     patient_id = create_patient()
 
-    answer = call("encounter_create", "POST", ENCOUNTER, encounter_for(patient_id), headers={"Prefer": "return=minimal"})
+    answer = call(
+        "encounter_create", "POST", ENCOUNTER, encounter_for(patient_id), headers={"Prefer": "return=minimal"}
+    )
 
     assert answer.status == 201
     assert answer.text == ""
@@ -103,8 +110,16 @@ def test_prefer_return_minimal_answers_without_a_body() -> None:
         ({"status": "bogus"}, 400, "Encounter.status"),
         ({"unknownElement": 1}, 400, "Encounter.unknownElement"),
         ({"period": {"start": "2024-02-30T09:00:00Z"}}, 400, "Encounter.period.start"),
-        ({"period": {"start": "2024-03-15T10:00:00Z", "end": "2024-03-15T09:00:00Z"}}, 422, "Encounter.period"),
-        ({"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "XYZ"}}, 422, "Encounter.class"),
+        (
+            {"period": {"start": "2024-03-15T10:00:00Z", "end": "2024-03-15T09:00:00Z"}},
+            422,
+            "Encounter.period",
+        ),
+        (
+            {"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "XYZ"}},
+            422,
+            "Encounter.class",
+        ),
         ({"subject": {"reference": "Group/123"}}, 422, "Encounter.subject"),
     ],
 )
@@ -134,7 +149,10 @@ def test_every_actencountercode_class_is_accepted() -> None:
     patient_id = create_patient()
     for code in ("AMB", "EMER", "FLD", "HH", "IMP", "ACUTE", "NONAC", "OBSENC", "PRENC", "SS", "VR"):
         klass = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": code}
-        assert call("encounter_create", "POST", ENCOUNTER, encounter_for(patient_id, **{"class": klass})).status == 201
+        assert (
+            call("encounter_create", "POST", ENCOUNTER, encounter_for(patient_id, **{"class": klass})).status
+            == 201
+        )
 
 
 def test_a_subject_that_does_not_exist_is_refused_and_nothing_is_stored() -> None:
@@ -156,7 +174,11 @@ def test_update_keeps_every_version_readable() -> None:
     created = create_encounter(patient_id, status="in-progress", period={"start": "2024-03-15T09:00:00Z"})
 
     # When it is finished
-    finished = {**created, "status": "finished", "period": {"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T10:00:00Z"}}
+    finished = {
+        **created,
+        "status": "finished",
+        "period": {"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T10:00:00Z"},
+    }
     answer = update(finished, {"If-Match": 'W/"1"'})
 
     # Then version 2 is current and version 1 is still there
@@ -195,7 +217,9 @@ def test_update_id_must_match_the_url_and_unknown_ids_are_404() -> None:
     created = create_encounter(patient_id)
     other = {**created, "id": "another-id"}
 
-    mismatch = call("encounter_update", "PUT", f"{ENCOUNTER}/{created['id']}", other, path_params={"id": created["id"]})
+    mismatch = call(
+        "encounter_update", "PUT", f"{ENCOUNTER}/{created['id']}", other, path_params={"id": created["id"]}
+    )
     unknown = update({**created, "id": "unknown-id"})
 
     assert mismatch.status == 400

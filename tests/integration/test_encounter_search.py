@@ -11,7 +11,8 @@ from handler_calls import (
     call,
     create_encounter,
     create_patient,
-    ids_of,
+    follow_all,
+    next_link,
     search,
 )
 
@@ -21,30 +22,21 @@ AMB = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AM
 EMER = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"}
 
 
-def follow_all(resource_type: str, **params: Any) -> list[str]:
-    """Every id of a search, following next links to the end."""
-    answer = search(resource_type, **params)
-    assert answer.status == 200, answer.text
-    found = ids_of(answer.body)
-    while (link := next((l["url"] for l in answer.body["link"] if l["relation"] == "next"), None)) :
-        query = parse_qs(urlsplit(link).query)
-        answer = call(f"{resource_type.lower()}_search", "GET", f"/api/fhir/{resource_type}", query=query)
-        assert answer.status == 200, answer.text
-        found += ids_of(answer.body)
-    return found
-
-
 @pytest.fixture
 def clinic() -> dict[str, Any]:
     """Two patients and their encounters at known times."""
     alice, bob = create_patient("Alice"), create_patient("Bob")
     made = {
-        "a_march": create_encounter(alice, period={"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T09:30:00Z"}),
+        "a_march": create_encounter(
+            alice, period={"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T09:30:00Z"}
+        ),
         "a_open": create_encounter(alice, status="in-progress", period={"start": "2024-01-10T08:00:00Z"}),
         "a_2023": create_encounter(
             alice, period={"start": "2023-06-01T10:00:00Z", "end": "2023-06-01T11:00:00Z"}, **{"class": EMER}
         ),
-        "b_march": create_encounter(bob, period={"start": "2024-03-15T14:00:00Z", "end": "2024-03-16T10:00:00Z"}),
+        "b_march": create_encounter(
+            bob, period={"start": "2024-03-15T14:00:00Z", "end": "2024-03-16T10:00:00Z"}
+        ),
         "b_planned": create_encounter(bob, status="planned", period=None, type=None),
     }
     return {"alice": alice, "bob": bob, **{name: encounter["id"] for name, encounter in made.items()}}
@@ -58,7 +50,10 @@ def test_subject_accepts_patient_reference_or_id_and_patient(clinic: dict[str, A
 
 
 def test_status_comma_means_or(clinic: dict[str, Any]) -> None:
-    assert set(follow_all("Encounter", status="planned,in-progress")) == {clinic["a_open"], clinic["b_planned"]}
+    assert set(follow_all("Encounter", status="planned,in-progress")) == {
+        clinic["a_open"],
+        clinic["b_planned"],
+    }
     assert set(follow_all("Encounter", status="finished", subject=clinic["bob"])) == {clinic["b_march"]}
 
 
@@ -121,7 +116,9 @@ def test_paging_returns_every_match_once_with_signed_next_links(clinic: dict[str
 
     # Then following next links gives each encounter exactly once, in date order
     found = follow_all("Encounter", _count="2")
-    assert sorted(found) == sorted(clinic[name] for name in ("a_march", "a_open", "a_2023", "b_march", "b_planned"))
+    assert sorted(found) == sorted(
+        clinic[name] for name in ("a_march", "a_open", "a_2023", "b_march", "b_planned")
+    )
     assert found[0] == clinic["b_planned"]  # no period: it sorts first
     assert found[1] == clinic["a_2023"]
 
@@ -161,8 +158,15 @@ def test_unknown_parameters_are_ignored_unless_strict(clinic: dict[str, Any]) ->
 
 @pytest.mark.parametrize(
     "params",
-    [{"date": "2024-13-01"}, {"date": "xx2024"}, {"_count": "-1"}, {"_count": "ten"}, {"_sort": "status"},
-     {"status": "a\x00b"}, {"_page": "forged"}],
+    [
+        {"date": "2024-13-01"},
+        {"date": "xx2024"},
+        {"_count": "-1"},
+        {"_count": "ten"},
+        {"_sort": "status"},
+        {"status": "a\x00b"},
+        {"_page": "forged"},
+    ],
 )
 def test_malformed_values_are_400(clinic: dict[str, Any], params: dict[str, str]) -> None:
     answer = search("Encounter", **params)
@@ -172,7 +176,8 @@ def test_malformed_values_are_400(clinic: dict[str, Any], params: dict[str, str]
 
 def test_a_page_token_is_bound_to_its_query(clinic: dict[str, Any]) -> None:
     # Given a next link of one query
-    link = next(l["url"] for l in search("Encounter", _count="1").body["link"] if l["relation"] == "next")
+    link = next_link(search("Encounter", _count="1").body)
+    assert link is not None
     token = parse_qs(urlsplit(link).query)["_page"][0]
 
     # When it is used with another query, or edited

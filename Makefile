@@ -1,0 +1,55 @@
+# The developer's and CI's entry points. Everything installs into .venv/ and .local/ on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DDB_JAR := .local/dynamodb-local/DynamoDBLocal.jar
+PORT ?= 3000
+DDB_PORT ?= 8000
+ROLE ?=
+SUB ?=
+TTL ?=
+TEST_DIRS := $(wildcard tests/unit tests/infrastructure tests/integration tests/http)
+PYTEST_ARGS ?=
+
+.PHONY: help install run token test lint bench clean
+
+help:
+	@echo "make install | run [PORT=3000 DDB_PORT=8000] | token ROLE=<role> [SUB=] [TTL=] | test | lint | bench | clean"
+
+install: $(STAMP) $(DDB_JAR)
+
+# Install output goes to stderr so that `make token` prints exactly one line on stdout.
+$(STAMP): requirements-dev.txt shared/requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+ or pass PYTHON=<path>" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2 || { echo "error: cannot create $(VENV); install the venv module (apt-get install python3-venv)" >&2; exit 1; }
+	@echo "installing Python packages into $(VENV)" >&2
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r shared/requirements.txt >&2
+	@touch $@
+
+$(DDB_JAR):
+	@echo "installing DynamoDB Local into .local/dynamodb-local" >&2
+	@$(PYTHON) -m local.dynamodb install >&2
+
+run: install
+	@exec $(PY) -m local.run --port "$(PORT)" --ddb-port "$(DDB_PORT)"
+
+token: install
+	@exec $(PY) -m local.issuer "$(ROLE)" "$(SUB)" "$(TTL)"
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(VENV)/bin/cfn-lint template.yaml
+
+test: lint
+	$(PY) -m pytest $(TEST_DIRS) $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .local/dynamodb-local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""Fixtures every kind of test may use: the template, moto tables built from it, one DynamoDB Local
+per test session (started only when a test asks for it), and local tokens."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from fhir_api.settings import reset_settings
+from local import issuer, tables
+from local.dynamodb import DynamoDBLocal
+from local.gateway import release_environment
+from local.template import load_template
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    """template.yaml, parsed once."""
+    return load_template()
+
+
+@pytest.fixture
+def restore_environ() -> Iterator[None]:
+    """Put the process environment back as it was (gateways write the functions' variables into it)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    release_environment()
+
+
+@pytest.fixture
+def moto_tables(
+    monkeypatch: pytest.MonkeyPatch, template: dict[str, Any], restore_environ: None
+) -> Iterator[dict[str, str]]:
+    """The template's tables on moto (in-process DynamoDB), with the functions' table variables set;
+    yields logical id -> table name."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("DYNAMODB_ENDPOINT", raising=False)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        names = tables.create_tables(client, template)
+        for name, value in tables.table_env("", template).items():
+            monkeypatch.setenv(name, value)
+        release_environment()
+        yield names
+    reset_settings()
+    release_environment()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    """One DynamoDB Local (in memory, on a free port) for the whole test session."""
+    from local.stack import start_dynamodb
+
+    instance = start_dynamodb()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def token() -> Callable[..., str]:
+    """Factory of local bearer tokens: ``token("admin", sub="u1", ttl=-60, roles=[...])``."""
+
+    def make(
+        role: str, sub: str = issuer.DEFAULT_SUB, ttl: int = issuer.DEFAULT_TTL, **overrides: Any
+    ) -> str:
+        return issuer.mint(role, sub, ttl, **overrides)
+
+    return make

@@ -1,0 +1,56 @@
+"""HTTP fixtures: the local gateway serving template.yaml's functions over the session's DynamoDB
+Local, one table set and one gateway per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from local.dynamodb import DynamoDBLocal
+from local.stack import LocalStack
+
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+class ApiSession(requests.Session):
+    """A requests session whose relative URLs are under the stack's FHIR base, with a timeout."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        text = url.decode() if isinstance(url, bytes) else url
+        if not text.startswith(("http://", "https://")):
+            text = f"{self.base_url}/{text.lstrip('/')}"
+        kwargs.setdefault("timeout", REQUEST_TIMEOUT_SECONDS)
+        return super().request(method, text, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def local_stack(dynamodb_local: DynamoDBLocal, template: dict[str, Any]) -> Iterator[LocalStack]:
+    """The gateway in a thread with a fresh table set (dropped when the module's tests end)."""
+    with LocalStack(dynamodb_local, template=template) as stack:
+        yield stack
+
+
+@pytest.fixture
+def api(local_stack: LocalStack) -> Iterator[ApiSession]:
+    """A session against the local API: ``api.get("Encounter", headers=...)``."""
+    if local_stack.gateway is not None:
+        local_stack.gateway.activate()  # another module's stack may have held the environment
+    with ApiSession(local_stack.base_url) as session:
+        yield session
+
+
+@pytest.fixture
+def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    """Factory of Authorization headers: ``auth("practitioner")``."""
+
+    def make(role: str, **kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token(role, **kwargs)}"}
+
+    return make
