@@ -24,9 +24,10 @@ STATUS_SYSTEM = ENCOUNTER_PARAMETERS["status"].system
 
 
 def subject_id(resource: dict[str, Any]) -> str:
-    """The patient id of ``subject.reference`` ("Patient/<id>"), validated by the rules."""
-    reference = str((resource.get("subject") or {}).get("reference") or "")
-    return reference.split("/", 1)[1] if reference.startswith("Patient/") else ""
+    """The patient id of ``subject.reference`` ("Patient/<id>"); the rules refuse any other subject."""
+    from fhir_api.validation import patient_reference_id
+
+    return patient_reference_id((resource.get("subject") or {}).get("reference")) or ""
 
 
 class EncounterDefinition(ResourceDefinition):

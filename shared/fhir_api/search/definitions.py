@@ -14,24 +14,15 @@ terms on ``term-index``; ``_id`` is a GetItem.
 
 from __future__ import annotations
 
+from fhir_api import lifecycle, terminology
 from fhir_api.search.parameters import SearchParameter, parameter_table
 
 SPEC = "http://hl7.org/fhir/SearchParameter"
-ENCOUNTER_STATUS_SYSTEM = "http://hl7.org/fhir/encounter-status"
-ADMINISTRATIVE_GENDER_SYSTEM = "http://hl7.org/fhir/administrative-gender"
-
-ENCOUNTER_STATUSES = (
-    "planned",
-    "arrived",
-    "triaged",
-    "in-progress",
-    "onleave",
-    "finished",
-    "cancelled",
-    "entered-in-error",
-    "unknown",
-)
-GENDERS = ("male", "female", "other", "unknown")
+ENCOUNTER_STATUS_SYSTEM = terminology.ENCOUNTER_STATUS.system
+ADMINISTRATIVE_GENDER_SYSTEM = terminology.ADMINISTRATIVE_GENDER.system
+# The code lists come from the value sets (one place); the lifecycle gives the statuses their order.
+ENCOUNTER_STATUSES = lifecycle.STATUS_ORDER
+GENDERS = tuple(sorted(terminology.ADMINISTRATIVE_GENDER.codes))
 
 
 def _id_parameter(resource_type: str) -> SearchParameter:
