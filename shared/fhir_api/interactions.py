@@ -20,8 +20,6 @@ from fhir_api.settings import Settings
 from fhir_api.store.types import StoredResource
 
 WEAK_ETAG = re.compile(r'\s*(?:W/)?"(\d{1,12})"\s*')
-DEFAULT_HISTORY_COUNT = 20
-MAX_COUNT = 100
 
 
 def run(route: Route, request: Request, settings: Settings, context: Any) -> Response:
@@ -244,11 +242,15 @@ def _resource_response(
 
 
 def _body(request: Request, settings: Settings) -> Any:
-    content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+    media_type, _, parameters = (request.header("Content-Type") or "").partition(";")
+    content_type = media_type.strip().lower()
     if content_type not in ACCEPTED_BODY_TYPES:
         raise errors.UnsupportedMediaType(
             f"Send the resource as application/fhir+json (got {content_type or 'no Content-Type'})."
         )
+    charset = parameters.lower().replace(" ", "").partition("charset=")[2].split(";")[0].strip('"')
+    if charset and charset not in ("utf-8", "utf8"):
+        raise errors.UnsupportedMediaType(f"FHIR JSON is UTF-8; charset={charset} is not supported.")
     if request.body is None or not request.body.strip():
         raise errors.InvalidRequest("The request has no body; send the resource as JSON.")
     if len(request.body) > settings.max_body_bytes:
@@ -284,9 +286,11 @@ def _if_match(value: str | None) -> int | None:
 
 
 def _history_count(values: list[str] | None) -> int:
+    """``_count`` of a history read, by the same rule as a search's (0 still lists one version)."""
+    from fhir_api.search.parameters import DEFAULT_COUNT, parse_count
+
     if not values:
-        return DEFAULT_HISTORY_COUNT
-    raw = values[0]
-    if not raw.isdigit() or len(raw) > 9:
-        raise errors.InvalidRequest(f"_count must be a whole number (got {raw!r}).", expression=("_count",))
-    return max(1, min(int(raw), MAX_COUNT))
+        return DEFAULT_COUNT
+    if len(values) > 1:
+        raise errors.InvalidRequest("_count may appear only once.", expression=("_count",))
+    return max(1, parse_count(values[0]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from handler_calls import (
@@ -277,3 +278,51 @@ def test_the_seed_body_is_accepted_verbatim() -> None:
     assert answer.status == 201
     for key, value in sent.items():
         assert answer.body[key] == value
+
+
+def test_a_repeated_json_key_is_400_and_stores_nothing() -> None:
+    # Given a body where "status" appears twice: which one is meant cannot be known
+    patient_id = create_patient()
+    raw = json.dumps(encounter_for(patient_id, status="planned"))[:-1] + ', "status": "finished"}'
+
+    answer = call("encounter_create", "POST", ENCOUNTER, raw_body=raw)
+
+    assert answer.status == 400
+    assert "twice" in answer.body["issue"][0]["diagnostics"]
+    assert stored_count(patient_id) == 0
+
+
+def test_a_charset_other_than_utf8_is_415() -> None:
+    patient_id = create_patient()
+    latin = {"Content-Type": "application/fhir+json; charset=iso-8859-1"}
+    utf8 = {"Content-Type": "application/fhir+json; charset=UTF-8"}
+
+    refused = call("encounter_create", "POST", ENCOUNTER, encounter_for(patient_id), headers=latin)
+    accepted = call("encounter_create", "POST", ENCOUNTER, encounter_for(patient_id), headers=utf8)
+
+    assert refused.status == 415
+    assert accepted.status == 201
+
+
+def test_history_pages_by_the_search_count_rule() -> None:
+    # Given an encounter with three versions
+    patient_id = create_patient()
+    created = create_encounter(patient_id, status="planned", period=None)
+    for status in ("arrived", "in-progress"):
+        current = read(created["id"]).body
+        assert update({**current, "status": status}).status == 200
+
+    # When its history is read one version a page, and with a huge _count
+    path = f"{ENCOUNTER}/{created['id']}/_history"
+    params = {"id": created["id"]}
+    first = call("encounter_history", "GET", path, path_params=params, query={"_count": ["1"]})
+    huge = call("encounter_history", "GET", path, path_params=params, query={"_count": ["999999999999"]})
+
+    # Then the first page holds the newest version and links to the next; a huge count is capped
+    assert [entry["resource"]["meta"]["versionId"] for entry in first.body["entry"]] == ["3"]
+    next_url = next(link["url"] for link in first.body["link"] if link["relation"] == "next")
+    next_query = parse_qs(urlsplit(next_url).query)
+    second = call("encounter_history", "GET", path, path_params=params, query=next_query)
+    assert [entry["resource"]["meta"]["versionId"] for entry in second.body["entry"]] == ["2"]
+    assert huge.status == 200
+    assert [entry["resource"]["meta"]["versionId"] for entry in huge.body["entry"]] == ["3", "2", "1"]

@@ -38,6 +38,9 @@ TRANSIENT_ERRORS = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
         "TransactionInProgressException",
+        # The spellings DynamoDB uses in a transaction's cancellation reasons.
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
     }
 )
 BATCH_GET_LIMIT = 100
@@ -53,7 +56,8 @@ def dynamodb_client(settings: Settings) -> DynamoDBClient:
             from botocore.config import Config
 
             config = Config(
-                retries={"max_attempts": 3, "mode": "standard"},
+                # Three tries in all, then a 503 with Retry-After: the client decides when to come back.
+                retries={"total_max_attempts": 3, "mode": "standard"},
                 connect_timeout=2,
                 read_timeout=5,
                 max_pool_connections=32,
