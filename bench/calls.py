@@ -1,0 +1,93 @@
+"""Watching the DynamoDB calls of the store's own client through botocore's event hooks.
+
+The store is not changed for the bench: botocore lets a caller register handlers on a client's events.
+``provide-client-params`` sees (and may amend) the parameters of every call before they are sent;
+``after-call`` sees the parsed answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Call:
+    """One DynamoDB call: its operation, its parameters and what it read."""
+
+    operation: str
+    params: dict[str, Any]
+    items_read: int = 0
+    consumed: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CallRecorder:
+    """Records the calls a client makes while ``recording()`` is active."""
+
+    def __init__(self, client: Any, consumed_capacity: str | None = None) -> None:
+        self.client = client
+        self.consumed_capacity = consumed_capacity
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._pending = threading.local()
+
+    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> dict[str, Any]:
+        call = Call(model.name, copy.deepcopy(params))
+        with self._lock:
+            self.calls.append(call)
+        self._pending.call = call
+        if self.consumed_capacity is not None:
+            params["ReturnConsumedCapacity"] = self.consumed_capacity
+        return params
+
+    def _after(self, parsed: dict[str, Any], **_: Any) -> None:
+        call = getattr(self._pending, "call", None)
+        if call is None:
+            return
+        self._pending.call = None
+        if "ScannedCount" in parsed:
+            call.items_read += int(parsed["ScannedCount"])
+        for items in (parsed.get("Responses") or {}).values():
+            call.items_read += len(items)
+        if "Item" in parsed:
+            call.items_read += 1
+        consumed = parsed.get("ConsumedCapacity")
+        if consumed:
+            call.consumed.extend(consumed if isinstance(consumed, list) else [consumed])
+
+    @contextmanager
+    def recording(self) -> Iterator[list[Call]]:
+        """Record every call made inside the block (from any thread); yields the list it fills."""
+        events = self.client.meta.events
+        self.calls = []
+        events.register("provide-client-params.dynamodb", self._before, unique_id="bench-before")
+        events.register("after-call.dynamodb", self._after, unique_id="bench-after")
+        try:
+            yield self.calls
+        finally:
+            events.unregister("provide-client-params.dynamodb", unique_id="bench-before")
+            events.unregister("after-call.dynamodb", unique_id="bench-after")
+
+
+Bound = list[tuple[Callable[..., Any], dict[str, Any]]]
+
+
+def bind(client: Any, calls: list[Call]) -> Bound:
+    """``calls`` as the client's methods and their parameters, ready to replay."""
+    methods = {operation: method for method, operation in client.meta.method_to_api_mapping.items()}
+    return [(getattr(client, methods[call.operation]), call.params) for call in calls]
+
+
+def replay(bound: Bound) -> None:
+    """Make the bound calls again, one after the other."""
+    for method, params in bound:
+        method(**params)
+
+
+def items_read(calls: list[Call]) -> int:
+    """Index entries and items the calls read."""
+    return sum(call.items_read for call in calls)
