@@ -202,9 +202,11 @@ class ResourceService:
             return False
         owner = plan.index.owner_attribute
         found = self.store.many(self.resource_type, [entry[owner] for entry, _ in batch])
+        # When the index entry decided every criterion, the resource need not be parsed again.
+        decided = self.definition.index_decides(query)
         for entry, cursors in batch:
             stored = found.get(entry[owner])
-            if stored is None or not self.definition.matches(stored, query):
+            if stored is None or not (decided or self.definition.matches(stored, query)):
                 continue
             if not self.definition.first_entry(entry, stored, query):
                 continue  # a resource found through two of its terms counts once

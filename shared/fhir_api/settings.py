@@ -1,50 +1,88 @@
-"""The service's settings: one pydantic model, read once from the environment.
+"""The service's settings: one model, read once from the environment.
 
 Every Lambda function and the local gateway get these variables from template.yaml; nothing else in
-the package reads ``os.environ``.
+the package reads ``os.environ``. The model is a frozen dataclass rather than a pydantic model on
+purpose: importing pydantic costs a read function about a third of its cold start (the read path
+validates no resource, so nothing else there needs pydantic).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from typing import Any
 
-from pydantic import BaseModel, Field
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot run with."""
 
 
-class Settings(BaseModel):
+def _setting(env: str, default: Any, low: float | None = None, high: float | None = None) -> Any:
+    """A field read from environment variable ``env``, within [low, high] when numeric."""
+    return dataclasses.field(default=default, metadata={"env": env, "low": low, "high": high})
+
+
+@dataclass(frozen=True)
+class Settings:
     """Environment of the API functions and the authorizer."""
 
-    encounters_table: str = Field("Encounters", alias="ENCOUNTERS_TABLE")
-    patients_table: str = Field("Patients", alias="PATIENTS_TABLE")
-    versions_table: str = Field("Versions", alias="VERSIONS_TABLE")
-    idempotency_table: str = Field("Idempotency", alias="IDEMPOTENCY_TABLE")
+    encounters_table: str = _setting("ENCOUNTERS_TABLE", "Encounters")
+    patients_table: str = _setting("PATIENTS_TABLE", "Patients")
+    versions_table: str = _setting("VERSIONS_TABLE", "Versions")
+    idempotency_table: str = _setting("IDEMPOTENCY_TABLE", "Idempotency")
     # Set only for DynamoDB Local; in AWS the SDK finds the regional endpoint itself.
-    dynamodb_endpoint: str | None = Field(None, alias="DYNAMODB_ENDPOINT")
-    aws_region: str = Field("us-east-1", alias="AWS_REGION")
+    dynamodb_endpoint: str | None = _setting("DYNAMODB_ENDPOINT", None)
+    aws_region: str = _setting("AWS_REGION", "us-east-1")
     # One index partition takes ~1,000 writes/s: hot values (status=finished, the all-encounters
     # date index) are spread over this many shards and queried in parallel.
-    index_shards: int = Field(8, alias="INDEX_SHARDS", ge=1, le=64)
+    index_shards: int = _setting("INDEX_SHARDS", 8, 1, 64)
     # HMAC key that signs search page tokens, so a client cannot edit one to read another query.
-    page_token_secret: str = Field("", alias="PAGE_TOKEN_SECRET")
-    page_token_ttl_seconds: int = Field(3600, alias="PAGE_TOKEN_TTL_SECONDS", ge=60)
-    idempotency_ttl_seconds: int = Field(86400, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
+    page_token_secret: str = _setting("PAGE_TOKEN_SECRET", "")
+    page_token_ttl_seconds: int = _setting("PAGE_TOKEN_TTL_SECONDS", 3600, 60)
+    idempotency_ttl_seconds: int = _setting("IDEMPOTENCY_TTL_SECONDS", 86400, 60)
     # Overrides the base URL derived from the request (custom domains behind a proxy).
-    public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
+    public_base_url: str | None = _setting("PUBLIC_BASE_URL", None)
     # Comma-separated origins allowed by CORS; empty keeps CORS off.
-    cors_allowed_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS")
-    max_body_bytes: int = Field(512 * 1024, alias="MAX_BODY_BYTES")
+    cors_allowed_origins: str = _setting("CORS_ALLOWED_ORIGINS", "")
+    # Below DynamoDB's 400 KB item limit, with room for the server's id and meta.
+    max_body_bytes: int = _setting("MAX_BODY_BYTES", 350 * 1024, 1024, 380 * 1024)
 
     # Token verification (the authorizer only).
-    token_issuer: str = Field("", alias="TOKEN_ISSUER")
-    token_audience: str = Field("", alias="TOKEN_AUDIENCE")
-    jwks_url: str = Field("", alias="JWKS_URL")
-    roles_claim: str = Field("roles", alias="ROLES_CLAIM")
-    token_algorithms: str = Field("RS256,ES256", alias="TOKEN_ALGORITHMS")
-    token_leeway_seconds: int = Field(30, alias="TOKEN_LEEWAY_SECONDS", ge=0, le=60)
-    jwks_timeout_seconds: float = Field(3.0, alias="JWKS_TIMEOUT_SECONDS", gt=0, le=10)
+    token_issuer: str = _setting("TOKEN_ISSUER", "")
+    token_audience: str = _setting("TOKEN_AUDIENCE", "")
+    jwks_url: str = _setting("JWKS_URL", "")
+    roles_claim: str = _setting("ROLES_CLAIM", "roles")
+    token_algorithms: str = _setting("TOKEN_ALGORITHMS", "RS256,ES256")
+    token_leeway_seconds: int = _setting("TOKEN_LEEWAY_SECONDS", 30, 0, 60)
+    jwks_timeout_seconds: float = _setting("JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 10)
 
-    model_config = {"populate_by_name": True, "frozen": True}
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value, low, high = getattr(self, item.name), item.metadata["low"], item.metadata["high"]
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise SettingsError(f"{item.metadata['env']}={value} is outside [{low}, {high}].")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings the environment variables name; unset ones keep their defaults."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            raw = environ.get(item.metadata["env"])
+            if raw is None:
+                continue
+            kind = type(item.default) if item.default is not None else str
+            try:
+                values[item.name] = kind(raw.strip()) if kind in (int, float) else raw
+            except ValueError as exc:
+                raise SettingsError(f"{item.metadata['env']}={raw!r} is not a {kind.__name__}.") from exc
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (checked like the original)."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def allowed_algorithms(self) -> list[str]:
@@ -57,11 +95,13 @@ class Settings(BaseModel):
         return [origin.strip() for origin in self.cors_allowed_origins.split(",") if origin.strip()]
 
 
+ENVIRONMENT_NAMES: frozenset[str] = frozenset(item.metadata["env"] for item in fields(Settings))
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this process, read from the environment on first use."""
-    known = {field.alias for field in Settings.model_fields.values() if field.alias}
-    return Settings.model_validate({key: value for key, value in os.environ.items() if key in known})
+    return Settings.from_environ(os.environ)
 
 
 def reset_settings() -> None:

@@ -49,6 +49,14 @@ def test_subject_accepts_patient_reference_or_id_and_patient(clinic: dict[str, A
     assert set(follow_all("Encounter", patient=clinic["alice"])) == expected
 
 
+def test_status_tokens_respect_their_code_system(clinic: dict[str, Any]) -> None:
+    finished = {clinic[name] for name in ("a_march", "a_2023", "b_march")}
+    assert set(follow_all("Encounter", status="http://hl7.org/fhir/encounter-status|finished")) == finished
+    assert follow_all("Encounter", status="http://example.org/other|finished") == []
+    assert follow_all("Encounter", status="http://example.org/other|") == []
+    assert len(follow_all("Encounter", status="http://hl7.org/fhir/encounter-status|")) == 5
+
+
 def test_status_comma_means_or(clinic: dict[str, Any]) -> None:
     assert set(follow_all("Encounter", status="planned,in-progress")) == {
         clinic["a_open"],

@@ -139,12 +139,12 @@ def jwks(issuer_key: SigningKey, ec_key: SigningKey) -> Iterator[JwksServer]:
 @pytest.fixture
 def settings(jwks: JwksServer) -> Settings:
     return Settings(
-        TOKEN_ISSUER=ISSUER,
-        TOKEN_AUDIENCE=AUDIENCE,
-        JWKS_URL=jwks.url,
-        TOKEN_ALGORITHMS="RS256,ES256",
-        TOKEN_LEEWAY_SECONDS=30,
-        JWKS_TIMEOUT_SECONDS=0.5,
+        token_issuer=ISSUER,
+        token_audience=AUDIENCE,
+        jwks_url=jwks.url,
+        token_algorithms="RS256,ES256",
+        token_leeway_seconds=30,
+        jwks_timeout_seconds=0.5,
     )
 
 
@@ -213,7 +213,7 @@ def test_a_small_clock_skew_is_within_the_leeway(issuer_key: SigningKey, setting
 def test_roles_come_from_the_configured_claim(issuer_key: SigningKey, settings: Settings) -> None:
     # Given a Cognito-style token with groups and a misleading roles claim
     token = issuer_key.sign(claims(roles=["admin"], **{"cognito:groups": ["auditor"]}))
-    cognito = settings.model_copy(update={"roles_claim": "cognito:groups"})
+    cognito = settings.replace(roles_claim="cognito:groups")
 
     # When it is verified with ROLES_CLAIM=cognito:groups
     principal = verify_token(token, cognito)
@@ -374,7 +374,7 @@ def test_a_hostile_token_is_refused(
 
 def test_hmac_stays_refused_even_if_configured(issuer_key: SigningKey, settings: Settings) -> None:
     # Given a configuration that (wrongly) lists HS256, and an HS256 token keyed with the public key
-    careless = settings.model_copy(update={"token_algorithms": "RS256,HS256"})
+    careless = settings.replace(token_algorithms="RS256,HS256")
     header = b64url(json.dumps({"alg": "HS256", "kid": issuer_key.kid}).encode())
     payload = b64url(json.dumps(claims(roles=["admin"])).encode())
     signature = hmac.new(issuer_key.public_pem(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
@@ -517,7 +517,7 @@ def test_a_hanging_jwks_endpoint_denies_within_the_timeout(
 
 def test_a_broken_jwks_endpoint_denies(issuer_key: SigningKey, settings: Settings) -> None:
     # Given a JWKS URL where nothing listens
-    broken = settings.model_copy(update={"jwks_url": "http://127.0.0.1:9/.well-known/jwks.json"})
+    broken = settings.replace(jwks_url="http://127.0.0.1:9/.well-known/jwks.json")
 
     # When / Then tokens are refused
     with pytest.raises(InvalidToken, match="signing keys unavailable"):

@@ -48,8 +48,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return answer
 
 
-def _audit_refusal(invocation_id: str | None, sub: str | None, roles: tuple[str, ...], method_arn: str,
-                   status: int, reason: str) -> None:
+def _audit_refusal(
+    invocation_id: str | None,
+    sub: str | None,
+    roles: tuple[str, ...],
+    method_arn: str,
+    status: int,
+    reason: str,
+) -> None:
     matched = match_route(method_arn)
     route, params = matched if matched else (None, {})
     audit(

@@ -36,8 +36,12 @@ def route_pattern(route: Route) -> str:
     return f"{route.method}{_PATH_PARAM.sub('*', route.path)}"
 
 
-def build_policy(principal_id: str, roles: tuple[str, ...] | list[str], method_arn: str,
-                 context: dict[str, str] | None = None) -> dict[str, Any]:
+def build_policy(
+    principal_id: str,
+    roles: tuple[str, ...] | list[str],
+    method_arn: str,
+    context: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The authorizer's answer: Allow on every route ``roles`` may call, or a Deny when they may call none."""
     prefix = api_arn_prefix(method_arn)
     allow, deny = _patterns(tuple(sorted(set(roles) & ROLE_INTERACTIONS.keys())))
@@ -77,7 +81,7 @@ def match_route(method_arn: str) -> tuple[Route, dict[str, str]] | None:
         prefix = api_arn_prefix(method_arn)
     except ValueError:
         return None
-    method, _, path = method_arn[len(prefix) + 1:].partition("/")
+    method, _, path = method_arn[len(prefix) + 1 :].partition("/")
     for route in ROUTES:
         if route.method != method:
             continue
@@ -92,10 +96,13 @@ def _patterns(roles: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]
     allowed = routes_for_roles(roles)
     allow = tuple(dict.fromkeys(route_pattern(route) for route in allowed))
     refused = [route for route in ROUTES if route not in allowed]
-    deny = tuple(dict.fromkeys(
-        route_pattern(route) for route in refused
-        if any(_wildcard_match(pattern, _sample(route)) for pattern in allow)
-    ))
+    deny = tuple(
+        dict.fromkeys(
+            route_pattern(route)
+            for route in refused
+            if any(_wildcard_match(pattern, _sample(route)) for pattern in allow)
+        )
+    )
     # The policy must mean exactly the role table; a table the patterns cannot express fails closed.
     document = {"Statement": [_statement("Allow", list(allow)), _statement("Deny", list(deny))]}
     for route in ROUTES:

@@ -70,8 +70,7 @@ class EncounterDefinition(ResourceDefinition):
         if query.has("subject") or query.has("patient"):
             partitions = _intersection(query.values("subject") + query.values("patient"))
             index, attribute = "subject-index", "subject"
-        elif query.has("status") and all(token.code for group in query.values("status") for token in group):
-            statuses = _intersection([[token.code for token in group] for group in query.values("status")])
+        elif (statuses := _indexed_statuses(query)) is not None:
             partitions = tuple(f"{status}#{n}" for status in statuses for n in range(settings.index_shards))
             index, attribute = "status-index", "statusShard"
         else:
@@ -102,10 +101,11 @@ class EncounterDefinition(ResourceDefinition):
         return _period_matches(query, entry["periodStart"], entry["periodEnd"])
 
     def index_decides(self, query: SearchQuery) -> bool:
-        """True when the query holds only the partition parameter and dates."""
-        used = set(query.groups)
-        partition = {"subject", "patient"} & used or ({"status"} & used)
-        return not (used - partition - {"date"}) and not ({"subject", "patient"} & used and "status" in used)
+        """True when the query holds only dates and the parameter whose index answers it."""
+        used = set(query.groups) - {"date"}
+        if used <= set(SUBJECT_PARAMETERS):
+            return True
+        return used == {"status"} and _indexed_statuses(query) is not None
 
     def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
         """Every criterion, checked on the resource."""
@@ -133,6 +133,17 @@ class EncounterDefinition(ResourceDefinition):
             return False
         updated = fhirtime.parse_range(stored.last_updated)
         return dates.matches_all(query.values("_lastUpdated"), *updated)
+
+
+def _indexed_statuses(query: SearchQuery) -> tuple[str, ...] | None:
+    """The statuses the status index answers ``status`` with exactly; None when it cannot (a token
+    without a code, or of another code system)."""
+    groups = query.values("status")
+    if not groups or any(
+        token.code is None or token.system not in (None, STATUS_SYSTEM) for group in groups for token in group
+    ):
+        return None
+    return _intersection([[token.code for token in group] for group in groups])
 
 
 def _period_matches(query: SearchQuery, start: str, end: str) -> bool:

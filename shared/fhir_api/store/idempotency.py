@@ -23,9 +23,7 @@ MAX_KEY_LENGTH = 255
 def _persistence(table: str, endpoint: str | None, region: str) -> Any:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    settings = Settings.model_validate(
-        {"IDEMPOTENCY_TABLE": table, "DYNAMODB_ENDPOINT": endpoint, "AWS_REGION": region}
-    )
+    settings = Settings(idempotency_table=table, dynamodb_endpoint=endpoint, aws_region=region)
     return DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb_client(settings))
 
 

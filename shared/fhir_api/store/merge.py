@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,5 +120,8 @@ class MergedIndexReader:
         if len(partitions) == 1:
             read(partitions[0])
             return
+        # Imported here: a one-partition search (a patient's encounters) never needs threads.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(16, len(partitions))) as pool:
             list(pool.map(read, partitions))
