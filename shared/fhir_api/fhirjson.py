@@ -1,14 +1,15 @@
 """FHIR JSON that keeps every number exactly as the client wrote it.
 
-FHIR decimals carry their precision (``1.50`` is not ``1.5``), so decimals are parsed as ``Decimal``
-and written back from their text; stored resources travel as JSON text (``RawJson``) and are embedded
-in bundles without being parsed again.
+FHIR decimals carry their precision (``1.50`` is not ``1.5``), so decimals are parsed as ``Number``
+(a ``Decimal`` that keeps its text) and written back exactly as sent; stored resources travel as JSON
+text (``RawJson``) and are embedded in bundles without being parsed again.
 """
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from fhir_api.errors import InvalidRequest
@@ -18,6 +19,17 @@ MAX_DEPTH = 100  # FHIR resources nest a few dozen levels at most; deeper input 
 
 class RawJson(str):
     """A JSON text that ``dumps`` embeds verbatim (a stored resource)."""
+
+
+class Number(Decimal):
+    """A JSON decimal that remembers how it was written (``1.50``, ``1e3``), to be written back so."""
+
+    text: str
+
+    def __new__(cls, text: str) -> Number:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
 
 
 def loads(data: bytes | str) -> Any:
@@ -32,7 +44,7 @@ def loads(data: bytes | str) -> Any:
         raise InvalidRequest(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
     try:
         return json.loads(
-            text, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
+            text, parse_float=Number, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
         )
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
@@ -40,29 +52,42 @@ def loads(data: bytes | str) -> Any:
 
 def dumps(document: Any) -> str:
     """Compact JSON text; Decimals keep their digits, RawJson is embedded as it is."""
-    return "".join(_encode(document))
+    parts: list[str] = []
+    _encode(document, parts)
+    return "".join(parts)
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, RawJson):
-        yield value
+def _encode(value: Any, parts: list[str]) -> None:
+    # Strings go through json's C encoder; the structure is walked here so that Decimals and RawJson
+    # can be written as they are (json.dumps can only write a float's repr or a quoted string).
+    if isinstance(value, str):
+        parts.append(value if isinstance(value, RawJson) else encode_basestring(value))
     elif isinstance(value, dict):
-        yield "{"
-        for index, (key, item) in enumerate(value.items()):
-            yield ("," if index else "") + json.dumps(str(key), ensure_ascii=False) + ":"
-            yield from _encode(item)
-        yield "}"
+        separator = "{"
+        for key, item in value.items():
+            parts.append(separator + encode_basestring(str(key)) + ":")
+            _encode(item, parts)
+            separator = ","
+        parts.append("}" if separator == "," else "{}")
     elif isinstance(value, (list, tuple)):
-        yield "["
-        for index, item in enumerate(value):
-            if index:
-                yield ","
-            yield from _encode(item)
-        yield "]"
-    elif isinstance(value, Decimal):
-        yield str(value)
+        separator = "["
+        for item in value:
+            parts.append(separator)
+            _encode(item, parts)
+            separator = ","
+        parts.append("]" if separator == "," else "[]")
+    elif value is True:
+        parts.append("true")
+    elif value is False:
+        parts.append("false")
+    elif value is None:
+        parts.append("null")
+    elif isinstance(value, Number):
+        parts.append(value.text)
+    elif isinstance(value, (int, Decimal)):
+        parts.append(str(value))
     else:
-        yield json.dumps(value, ensure_ascii=False)
+        parts.append(json.dumps(value))
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

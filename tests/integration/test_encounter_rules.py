@@ -326,3 +326,13 @@ def test_history_pages_by_the_search_count_rule() -> None:
     assert [entry["resource"]["meta"]["versionId"] for entry in second.body["entry"]] == ["2"]
     assert huge.status == 200
     assert [entry["resource"]["meta"]["versionId"] for entry in huge.body["entry"]] == ["3", "2", "1"]
+
+
+def test_numbers_come_back_as_they_were_written() -> None:
+    patient_id = create_patient()
+    raw = json.dumps(encounter_for(patient_id)).replace('"status"', '"length": {"value": 2.5E0}, "status"')
+
+    answer = call("encounter_create", "POST", ENCOUNTER, raw_body=raw)
+
+    assert answer.status == 201, answer.text
+    assert '"length":{"value":2.5E0}' in read(answer.body["id"]).text
