@@ -38,8 +38,10 @@ def tampered(token: str) -> str:
 
 def hmac_with_public_key() -> str:
     """An HS256 token whose HMAC key is the issuer's public key (the classic algorithm confusion)."""
-    public_pem = issuer.private_key().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = (
+        issuer.private_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     header = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": issuer.kid()}).encode())
     payload = b64url(json.dumps(issuer.claims("admin")).encode())

@@ -222,8 +222,11 @@ def test_cors_is_off_by_default(api: Any, auth: Auth) -> None:
         api.get("Patient", headers={**auth("auditor"), **origin}),
         api.options(
             "Patient",
-            headers={**origin, "Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "authorization"},
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
         ),
     ]
 

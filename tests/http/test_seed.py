@@ -14,32 +14,10 @@ import requests
 
 from local import issuer
 from local.stack import LocalStack
+from tests._examples import SEED_ENCOUNTER, V3_ACT_CODE
 
 TIMEOUT_SECONDS = 30
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
-# The example request body, verbatim.
-SEED_ENCOUNTER: dict[str, Any] = {
-    "resourceType": "Encounter",
-    "status": "finished",
-    "class": {"system": ACT_CODE, "code": "AMB", "display": "ambulatory"},
-    "type": [
-        {
-            "coding": [
-                {"system": "http://snomed.info/sct", "code": "185349003", "display": "Encounter for check up"}
-            ]
-        }
-    ],
-    "subject": {"reference": "Patient/65f1234567890abcdef12345"},
-    "period": {"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T09:30:00Z"},
-    "reasonCode": [
-        {
-            "coding": [
-                {"system": "http://snomed.info/sct", "code": "390906007", "display": "Follow-up encounter"}
-            ]
-        }
-    ],
-}
 # The fields the example response promises (besides the server's id), with the request's values.
 PROMISED = ("resourceType", "status", "class", "subject", "period")
 
@@ -184,7 +162,7 @@ def test_every_documented_class_is_accepted(
 ) -> None:
     # Given the example with another documented class
     body = copy.deepcopy(seeded["sent"])
-    body["class"] = {"system": ACT_CODE, "code": code}
+    body["class"] = {"system": V3_ACT_CODE, "code": code}
 
     # When it is created
     response = api.post(

@@ -11,32 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from fhir_api.handler import make_handler
-
-SEED_ENCOUNTER: dict[str, Any] = {
-    "resourceType": "Encounter",
-    "status": "finished",
-    "class": {
-        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-        "code": "AMB",
-        "display": "ambulatory",
-    },
-    "type": [
-        {
-            "coding": [
-                {"system": "http://snomed.info/sct", "code": "185349003", "display": "Encounter for check up"}
-            ]
-        }
-    ],
-    "subject": {"reference": "Patient/65f1234567890abcdef12345"},
-    "period": {"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T09:30:00Z"},
-    "reasonCode": [
-        {
-            "coding": [
-                {"system": "http://snomed.info/sct", "code": "390906007", "display": "Follow-up encounter"}
-            ]
-        }
-    ],
-}
+from fhir_api.routes import route_for_function
+from tests._examples import SEED_ENCOUNTER
 
 
 class LambdaContext:
@@ -104,6 +80,21 @@ def call(
     result = handler(event, LambdaContext())
     text = result.get("body") or ""
     return Answer(result["statusCode"], result.get("headers") or {}, text, json.loads(text) if text else None)
+
+
+def invoke(
+    function: str, body: Any = None, path_params: dict[str, str] | None = None, **kwargs: Any
+) -> Answer:
+    """Call ``functions/<function>`` on its route (method and path from routes.py)."""
+    route = route_for_function(function)
+    return call(
+        function,
+        route.method,
+        route.path.format(**(path_params or {})),
+        body,
+        path_params=path_params,
+        **kwargs,
+    )
 
 
 def create_patient(family: str = "Chalmers", **elements: Any) -> str:

@@ -14,31 +14,15 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
-from handler_calls import Answer, call
+from handler_calls import Answer, invoke
 
-from fhir_api.routes import route_for_function
 from fhir_api.settings import get_settings, reset_settings
 from fhir_api.store import dynamo, idempotency
 from local.dynamodb import free_port
+from tests._examples import V3_ACT_CODE
 
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # store/dynamo.py configures retries={"total_max_attempts": 3, "mode": "standard"}: three tries in all.
 MAX_ATTEMPTS = 3
-
-
-def invoke(
-    function: str, body: Any = None, path_params: dict[str, str] | None = None, **kwargs: Any
-) -> Answer:
-    """Call ``functions/<function>`` on its route (method and path from routes.py)."""
-    route = route_for_function(function)
-    return call(
-        function,
-        route.method,
-        route.path.format(**(path_params or {})),
-        body,
-        path_params=path_params,
-        **kwargs,
-    )
 
 
 class _Raw:
@@ -111,7 +95,7 @@ def encounter(patient_id: str, **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "resourceType": "Encounter",
         "status": "planned",
-        "class": {"system": ACT_CODE, "code": "AMB"},
+        "class": {"system": V3_ACT_CODE, "code": "AMB"},
         "subject": {"reference": f"Patient/{patient_id}"},
     }
     body.update(changes)

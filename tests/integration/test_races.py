@@ -10,26 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from handler_calls import Answer, call
+from handler_calls import Answer, invoke
 
-from fhir_api.routes import route_for_function
-
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-
-
-def invoke(
-    function: str, body: Any = None, path_params: dict[str, str] | None = None, **kwargs: Any
-) -> Answer:
-    """Call ``functions/<function>`` on its route (method and path from routes.py)."""
-    route = route_for_function(function)
-    return call(
-        function,
-        route.method,
-        route.path.format(**(path_params or {})),
-        body,
-        path_params=path_params,
-        **kwargs,
-    )
+from tests._examples import V3_ACT_CODE
 
 
 def concurrently(count: int, work: Callable[[int], Answer]) -> list[Answer]:
@@ -56,7 +39,7 @@ def encounter(patient_id: str, **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "resourceType": "Encounter",
         "status": "in-progress",
-        "class": {"system": ACT_CODE, "code": "AMB"},
+        "class": {"system": V3_ACT_CODE, "code": "AMB"},
         "subject": {"reference": f"Patient/{patient_id}"},
         "period": {"start": "2024-03-15T09:00:00Z"},
     }

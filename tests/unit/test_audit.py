@@ -24,8 +24,17 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/Prod"
 TOKEN = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLXRoYXQtbXVzdC1uZXZlci1iZS1sb2dnZWQ"
 AUDIT_FIELDS = {
-    "time", "request_id", "sub", "roles", "action", "resource_type", "resource_id", "version_id",
-    "status", "outcome", "source",
+    "time",
+    "request_id",
+    "sub",
+    "roles",
+    "action",
+    "resource_type",
+    "resource_id",
+    "version_id",
+    "status",
+    "outcome",
+    "source",
 }
 
 # What the sample events carry about the patient: none of it may reach a log line.
@@ -35,8 +44,9 @@ PHI = ("Chalmers", "Peter", "James", "1974-12-25", "MRN-0042", "hospital.example
 class CapturedLogs:
     """Every line the process logged during a test: Powertools JSON lines, stdlib records, stdout."""
 
-    def __init__(self, stream: io.StringIO, caplog: pytest.LogCaptureFixture,
-                 capsys: pytest.CaptureFixture[str]) -> None:
+    def __init__(
+        self, stream: io.StringIO, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         self.stream = stream
         self.caplog = caplog
         self.capsys = capsys
@@ -99,8 +109,18 @@ def test_a_request_leaves_one_structured_record(logs: CapturedLogs) -> None:
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(200, "success"), (201, "success"), (304, "success"), (401, "denied"), (403, "denied"),
-     (404, "failure"), (412, "failure"), (422, "failure"), (500, "error"), (503, "error")],
+    [
+        (200, "success"),
+        (201, "success"),
+        (304, "success"),
+        (401, "denied"),
+        (403, "denied"),
+        (404, "failure"),
+        (412, "failure"),
+        (422, "failure"),
+        (500, "error"),
+        (503, "error"),
+    ],
 )
 def test_the_outcome_follows_the_status(status: int, outcome: str) -> None:
     # Given / When / Then
@@ -109,8 +129,16 @@ def test_the_outcome_follows_the_status(status: int, outcome: str) -> None:
 
 def test_values_that_are_not_ids_are_not_logged(logs: CapturedLogs) -> None:
     # Given a path "id" that is really a name, a made-up action and role, a non-numeric version
-    audit.audit("req-2", "user-2", ["admin", "Peter Chalmers", 7], "delete", "Person", "Peter Chalmers", 404,
-                version_id="1974-12-25")
+    audit.audit(
+        "req-2",
+        "user-2",
+        ["admin", "Peter Chalmers", 7],
+        "delete",
+        "Person",
+        "Peter Chalmers",
+        404,
+        version_id="1974-12-25",
+    )
 
     # When / Then only what is an id or a known code is kept
     record = logs.audit_records()[0]

@@ -141,8 +141,13 @@ def test_an_explicit_deny_wins_over_an_allow() -> None:
 
 @pytest.mark.parametrize(
     "bad_arn",
-    ["", "*", "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3", "arn:aws:s3:::bucket/Prod/GET/x",
-     "not-an-arn/Prod/GET/api/fhir/Patient"],
+    [
+        "",
+        "*",
+        "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3",
+        "arn:aws:s3:::bucket/Prod/GET/x",
+        "not-an-arn/Prod/GET/api/fhir/Patient",
+    ],
 )
 def test_a_malformed_method_arn_is_refused(bad_arn: str) -> None:
     # Given / When / Then

@@ -39,7 +39,9 @@ def test_a_value_the_service_cannot_run_with_is_refused_by_name(environ: dict[st
 
 
 def test_lists_are_read_from_comma_separated_text() -> None:
-    settings = Settings(token_algorithms=" RS256, ES256 ,", cors_allowed_origins="https://a.example, https://b.example")
+    settings = Settings(
+        token_algorithms=" RS256, ES256 ,", cors_allowed_origins="https://a.example, https://b.example"
+    )
 
     assert settings.allowed_algorithms == ["RS256", "ES256"]
     assert settings.cors_origins == ["https://a.example", "https://b.example"]

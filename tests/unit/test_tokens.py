@@ -151,8 +151,13 @@ def settings(jwks: JwksServer) -> Settings:
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     base: dict[str, Any] = {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "roles": ["practitioner"],
-        "iat": now, "nbf": now, "exp": now + 300,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-1",
+        "roles": ["practitioner"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
     }
     base.update(overrides)
     return {name: value for name, value in base.items() if value is not None}
@@ -268,8 +273,7 @@ def hostile_tokens(issuer: SigningKey, other: SigningKey, ec_signer: SigningKey)
         "garbage": "Bearer not-a-jwt",
         "garbage with dots": "Bearer a.b.c",
         "alg none": "Bearer " + unsigned({"alg": "none", "kid": issuer.kid}, claims()),
-        "alg none with a signature": "Bearer "
-        + unsigned({"alg": "none", "kid": issuer.kid}, claims(), b"x"),
+        "alg none with a signature": "Bearer " + unsigned({"alg": "none", "kid": issuer.kid}, claims(), b"x"),
         "HS256 signed with the public key": f"Bearer {hs_signing_input}.{b64url(hs_signature)}",
         "another key with the same kid": "Bearer "
         + jwt.encode(claims(), other.private, algorithm="RS256", headers={"kid": issuer.kid}),
@@ -357,7 +361,10 @@ def test_the_hostile_list_is_complete(hostile: dict[str, str | None]) -> None:
 
 @pytest.mark.parametrize(("name", "reason"), HOSTILE_REASONS.items())
 def test_a_hostile_token_is_refused(
-    name: str, reason: str, hostile: dict[str, str | None], settings: Settings,
+    name: str,
+    reason: str,
+    hostile: dict[str, str | None],
+    settings: Settings,
 ) -> None:
     # Given one hostile Authorization value
     authorization = hostile[name]
@@ -423,7 +430,9 @@ def test_an_expired_token_tells_the_audit_its_subject(issuer_key: SigningKey, se
 
 
 def test_a_forged_token_tells_no_subject(
-    other_key: SigningKey, issuer_key: SigningKey, settings: Settings,
+    other_key: SigningKey,
+    issuer_key: SigningKey,
+    settings: Settings,
 ) -> None:
     # Given a token signed by another key under the issuer's kid
     headers = {"kid": issuer_key.kid}
@@ -458,7 +467,10 @@ def test_keys_are_cached_across_calls(issuer_key: SigningKey, settings: Settings
 
 
 def test_an_unknown_kid_flood_refetches_at_most_once_a_minute(
-    issuer_key: SigningKey, other_key: SigningKey, settings: Settings, jwks: JwksServer,
+    issuer_key: SigningKey,
+    other_key: SigningKey,
+    settings: Settings,
+    jwks: JwksServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a warm process with the key set cached, and a clock the test moves
@@ -486,7 +498,10 @@ def test_an_unknown_kid_flood_refetches_at_most_once_a_minute(
 
 
 def test_a_rotated_key_is_picked_up_by_the_refetch(
-    issuer_key: SigningKey, other_key: SigningKey, settings: Settings, jwks: JwksServer,
+    issuer_key: SigningKey,
+    other_key: SigningKey,
+    settings: Settings,
+    jwks: JwksServer,
 ) -> None:
     # Given a warm process that cached the old key set
     verify_token(issuer_key.sign(claims()), settings)
@@ -501,7 +516,9 @@ def test_a_rotated_key_is_picked_up_by_the_refetch(
 
 
 def test_a_hanging_jwks_endpoint_denies_within_the_timeout(
-    issuer_key: SigningKey, settings: Settings, jwks: JwksServer,
+    issuer_key: SigningKey,
+    settings: Settings,
+    jwks: JwksServer,
 ) -> None:
     # Given a JWKS endpoint that does not answer
     jwks.hang.set()
@@ -525,7 +542,10 @@ def test_a_broken_jwks_endpoint_denies(issuer_key: SigningKey, settings: Setting
 
 
 def test_after_a_failed_fetch_the_issuer_is_not_hammered(
-    issuer_key: SigningKey, settings: Settings, jwks: JwksServer, monkeypatch: pytest.MonkeyPatch,
+    issuer_key: SigningKey,
+    settings: Settings,
+    jwks: JwksServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given an endpoint that just failed once
     now = [1000.0]

@@ -21,28 +21,7 @@ from fhir_api.validation import (
     patient_reference_id,
     validate_resource,
 )
-
-SEED_ENCOUNTER: dict[str, Any] = {
-    "resourceType": "Encounter",
-    "status": "finished",
-    "class": {"system": V3_ACT_CODE, "code": "AMB", "display": "ambulatory"},
-    "type": [
-        {
-            "coding": [
-                {"system": "http://snomed.info/sct", "code": "185349003", "display": "Encounter for check up"}
-            ]
-        }
-    ],
-    "subject": {"reference": "Patient/65f1234567890abcdef12345"},
-    "period": {"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T09:30:00Z"},
-    "reasonCode": [
-        {
-            "coding": [
-                {"system": "http://snomed.info/sct", "code": "390906007", "display": "Follow-up encounter"}
-            ]
-        }
-    ],
-}
+from tests._examples import SEED_ENCOUNTER, changed, set_path
 
 
 def _concept(system: str, code: str, display: str) -> dict[str, Any]:
@@ -173,28 +152,6 @@ FULL_ENCOUNTER: dict[str, Any] = {
 }
 
 
-def _with(document: dict[str, Any], change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
-    changed = copy.deepcopy(document)
-    change(changed)
-    return changed
-
-
-def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
-    """A change setting the element at a dotted path (``period.start``, ``identifier.0.system``)."""
-
-    def change(document: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        target: Any = document
-        for part in parents:
-            target = target[int(part)] if part.isdigit() else target[part]
-        if isinstance(target, list):
-            target[int(last)] = value
-        else:
-            target[last] = value
-
-    return change
-
-
 def _drop(name: str) -> Callable[[dict[str, Any]], None]:
     def change(document: dict[str, Any]) -> None:
         del document[name]
@@ -277,7 +234,7 @@ def test_client_id_and_meta_are_dropped_even_when_malformed() -> None:
 )
 def test_valid_variants_are_accepted(path: str, value: object) -> None:
     # Given the seed example with one valid variation
-    document = _with(SEED_ENCOUNTER, _set(path, value))
+    document = changed(SEED_ENCOUNTER, set_path(path, value))
 
     # When it is validated and checked
     accepted = validate_resource("Encounter", document)
@@ -290,7 +247,7 @@ def test_valid_variants_are_accepted(path: str, value: object) -> None:
 @pytest.mark.parametrize("code", sorted(ACT_ENCOUNTER_CODES.codes))
 def test_every_act_encounter_code_is_accepted(code: str) -> None:
     # Given a class from v3-ActCode with an ActEncounterCode code
-    document = _with(SEED_ENCOUNTER, _set("class", {"system": V3_ACT_CODE, "code": code}))
+    document = changed(SEED_ENCOUNTER, set_path("class", {"system": V3_ACT_CODE, "code": code}))
 
     # When / Then it passes
     check_encounter_rules(validate_resource("Encounter", document), None)
@@ -314,8 +271,8 @@ def test_a_body_that_is_not_an_object_is_refused(document: object) -> None:
     ("change", "code"),
     [
         (_drop("resourceType"), "required"),
-        (_set("resourceType", "Patient"), "structure"),
-        (_set("resourceType", ["Encounter"]), "structure"),
+        (set_path("resourceType", "Patient"), "structure"),
+        (set_path("resourceType", ["Encounter"]), "structure"),
     ],
 )
 def test_missing_or_wrong_resource_type_is_refused(
@@ -323,7 +280,7 @@ def test_missing_or_wrong_resource_type_is_refused(
 ) -> None:
     # When the body's resourceType is not Encounter
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, change))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, change))
 
     # Then the issue says so
     assert _expressions(caught.value) == ["Encounter.resourceType"]
@@ -349,7 +306,7 @@ def test_missing_or_wrong_resource_type_is_refused(
 def test_unknown_elements_are_refused(path: str, value: object, expression: str) -> None:
     # When a body carries an element FHIR R4 does not define there
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set(path, value)))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path(path, value)))
 
     # Then the issue names it
     assert _expressions(caught.value) == [expression]
@@ -359,7 +316,7 @@ def test_unknown_elements_are_refused(path: str, value: object, expression: str)
 def test_a_misspelled_element_gets_a_suggestion() -> None:
     # When "class" is misspelled
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set("clas", {"code": "AMB"})))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path("clas", {"code": "AMB"})))
 
     # Then the message suggests the element meant
     assert "did you mean 'class'" in caught.value.issues[0].diagnostics
@@ -421,7 +378,7 @@ def test_a_misspelled_element_gets_a_suggestion() -> None:
 def test_wrong_json_types_are_refused(path: str, value: object, expression: str) -> None:
     # When an element has a JSON type FHIR's JSON format does not allow there
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set(path, value)))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path(path, value)))
 
     # Then the issue names the element
     assert _expressions(caught.value) == [expression]
@@ -450,7 +407,7 @@ def test_wrong_json_types_are_refused(path: str, value: object, expression: str)
 def test_bad_date_times_are_refused(value: str) -> None:
     # When period.start is not a real FHIR dateTime
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set("period.start", value)))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path("period.start", value)))
 
     # Then the issue names it
     assert _expressions(caught.value) == ["Encounter.period.start"]
@@ -485,7 +442,7 @@ def test_bad_date_times_are_refused(value: str) -> None:
 def test_codes_outside_required_bindings_are_refused(path: str, value: object, expression: str) -> None:
     # When a code is not in the value set its element is bound to (required)
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set(path, value)))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path(path, value)))
 
     # Then the issue names the element
     assert _expressions(caught.value) == [expression]
@@ -511,7 +468,7 @@ def test_codes_outside_required_bindings_are_refused(path: str, value: object, e
 def test_empty_and_null_values_are_refused(path: str, value: object, expression: str) -> None:
     # When an element is empty or null (FHIR: leave it out instead)
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set(path, value)))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path(path, value)))
 
     # Then the issue names it
     assert _expressions(caught.value) == [expression]
@@ -531,7 +488,7 @@ def test_empty_and_null_values_are_refused(path: str, value: object, expression:
 def test_whitespace_where_fhir_forbids_it_is_refused(path: str, value: object, expression: str) -> None:
     # When a code, uri or id has whitespace it cannot have
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set(path, value)))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path(path, value)))
 
     # Then the issue names it
     assert _expressions(caught.value) == [expression]
@@ -539,7 +496,7 @@ def test_whitespace_where_fhir_forbids_it_is_refused(path: str, value: object, e
 
 def test_strings_keep_their_whitespace() -> None:
     # Given a display with surrounding spaces (allowed for FHIR strings)
-    document = _with(SEED_ENCOUNTER, _set("class.display", " ambulatory "))
+    document = changed(SEED_ENCOUNTER, set_path("class.display", " ambulatory "))
 
     # When / Then it is accepted and kept
     assert validate_resource("Encounter", document)["class"]["display"] == " ambulatory "
@@ -551,9 +508,9 @@ def test_strings_keep_their_whitespace() -> None:
         (_drop("status"), "Encounter.status"),
         (_drop("class"), "Encounter.class"),
         (_drop("subject"), "Encounter.subject"),
-        (_set("extension", [{"valueString": "no url"}]), "Encounter.extension[0].url"),
-        (_set("participant", [{"period": {"start": "2024"}}, {}]), "Encounter.participant[1]"),
-        (_set("diagnosis", [{"rank": 1}]), "Encounter.diagnosis[0].condition"),
+        (set_path("extension", [{"valueString": "no url"}]), "Encounter.extension[0].url"),
+        (set_path("participant", [{"period": {"start": "2024"}}, {}]), "Encounter.participant[1]"),
+        (set_path("diagnosis", [{"rank": 1}]), "Encounter.diagnosis[0].condition"),
     ],
 )
 def test_missing_required_elements_are_refused(
@@ -561,7 +518,7 @@ def test_missing_required_elements_are_refused(
 ) -> None:
     # When a required element is missing
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, change))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, change))
 
     # Then the issue names it (400: a cardinality breach is structural)
     assert expression in _expressions(caught.value)
@@ -569,7 +526,7 @@ def test_missing_required_elements_are_refused(
 
 def test_a_status_given_only_as_an_extension_is_refused() -> None:
     # Given a status replaced by an extension (FHIR allows it; the lifecycle needs a value)
-    document = _with(SEED_ENCOUNTER, _drop("status"))
+    document = changed(SEED_ENCOUNTER, _drop("status"))
     document["_status"] = {"extension": [{"url": "http://x.example/reason", "valueCode": "unknown"}]}
 
     # When / Then it is refused as missing
@@ -620,7 +577,7 @@ def test_missing_elements_are_all_named_at_once() -> None:
 def test_invariants_and_contained_resources_are_checked(path: str, value: object, expression: str) -> None:
     # When a choice, an extension or a contained resource breaks FHIR's rules
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set(path, value)))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path(path, value)))
 
     # Then the issue names the element
     assert _expressions(caught.value) == [expression]
@@ -628,7 +585,7 @@ def test_invariants_and_contained_resources_are_checked(path: str, value: object
 
 def test_every_fault_is_named() -> None:
     # Given a body with three unrelated faults
-    document = _with(SEED_ENCOUNTER, _set("status", "bogus"))
+    document = changed(SEED_ENCOUNTER, set_path("status", "bogus"))
     document["period"]["start"] = "2024-02-30T09:00:00Z"
     document["colour"] = "blue"
 
@@ -653,7 +610,7 @@ def test_absurd_nesting_is_refused_without_recursion_error() -> None:
 
     # When / Then it is refused as a structure fault
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Encounter", _with(SEED_ENCOUNTER, _set("extension", [extension])))
+        validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path("extension", [extension])))
     assert caught.value.issues[0].code == "structure"
 
 
@@ -681,7 +638,7 @@ def test_a_subject_that_is_not_a_patient_of_this_server_is_refused(
     subject: dict[str, Any], expression: str
 ) -> None:
     # Given a structurally valid Encounter whose subject is not Patient/{id}
-    document = validate_resource("Encounter", _with(SEED_ENCOUNTER, _set("subject", subject)))
+    document = validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path("subject", subject)))
 
     # When / Then the rules refuse it with 422
     with pytest.raises(BusinessRuleViolation) as caught:
@@ -727,7 +684,7 @@ def test_patient_reference_id(reference: object, expected: str | None) -> None:
 def test_period_end_is_not_before_start(start: str, end: str, refused: bool) -> None:
     # Given a valid Encounter with the period
     document = validate_resource(
-        "Encounter", _with(SEED_ENCOUNTER, _set("period", {"start": start, "end": end}))
+        "Encounter", changed(SEED_ENCOUNTER, set_path("period", {"start": start, "end": end}))
     )
 
     # When the rules run
@@ -746,7 +703,7 @@ def test_periods_inside_the_encounter_are_checked_too() -> None:
     history = [
         {"status": "arrived", "period": {"start": "2024-03-15T09:00:00Z", "end": "2024-03-15T08:00:00Z"}}
     ]
-    document = validate_resource("Encounter", _with(SEED_ENCOUNTER, _set("statusHistory", history)))
+    document = validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path("statusHistory", history)))
 
     # When / Then it is refused
     with pytest.raises(BusinessRuleViolation) as caught:
@@ -769,7 +726,7 @@ def test_periods_inside_the_encounter_are_checked_too() -> None:
 )
 def test_v3_act_code_classes_must_be_act_encounter_codes(path: str, value: object, expression: str) -> None:
     # Given a class from v3-ActCode with a code outside ActEncounterCode
-    document = validate_resource("Encounter", _with(SEED_ENCOUNTER, _set(path, value)))
+    document = validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path(path, value)))
 
     # When / Then it is refused with the allowed codes named
     with pytest.raises(BusinessRuleViolation) as caught:
@@ -807,8 +764,8 @@ def test_v3_act_code_classes_must_be_act_encounter_codes(path: str, value: objec
 )
 def test_a_refused_status_move_names_the_allowed_moves(old: str, new: str, message: str) -> None:
     # Given the stored version and an update changing its status
-    previous = _with(SEED_ENCOUNTER, _set("status", old))
-    update = validate_resource("Encounter", _with(SEED_ENCOUNTER, _set("status", new)))
+    previous = changed(SEED_ENCOUNTER, set_path("status", old))
+    update = validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path("status", new)))
 
     # When / Then the move is refused with 422 at Encounter.status
     with pytest.raises(BusinessRuleViolation) as caught:
@@ -835,8 +792,8 @@ def test_a_refused_status_move_names_the_allowed_moves(old: str, new: str, messa
 )
 def test_allowed_status_moves_pass(old: str, new: str) -> None:
     # Given the stored version and an update making an allowed move
-    previous = _with(SEED_ENCOUNTER, _set("status", old))
-    update = validate_resource("Encounter", _with(SEED_ENCOUNTER, _set("status", new)))
+    previous = changed(SEED_ENCOUNTER, set_path("status", old))
+    update = validate_resource("Encounter", changed(SEED_ENCOUNTER, set_path("status", new)))
 
     # When / Then the rules accept it
     check_encounter_rules(update, previous)
@@ -844,7 +801,7 @@ def test_allowed_status_moves_pass(old: str, new: str) -> None:
 
 def test_check_encounter_rules_refuses_missing_required_elements_as_invalid() -> None:
     # Given an Encounter without subject that skipped validate_resource
-    document = _with(SEED_ENCOUNTER, _drop("subject"))
+    document = changed(SEED_ENCOUNTER, _drop("subject"))
 
     # When / Then the rules answer 400 "required", not 422
     with pytest.raises(InvalidResource) as caught:
@@ -855,7 +812,7 @@ def test_check_encounter_rules_refuses_missing_required_elements_as_invalid() ->
 
 def test_business_rule_faults_are_all_named() -> None:
     # Given an update with a bad subject, a reversed period, a bad class and a refused move
-    update = _with(SEED_ENCOUNTER, _set("subject", {"reference": "Group/g-1"}))
+    update = changed(SEED_ENCOUNTER, set_path("subject", {"reference": "Group/g-1"}))
     update["period"] = {"start": "2024-03-15T10:00:00Z", "end": "2024-03-15T09:00:00Z"}
     update["class"] = {"system": V3_ACT_CODE, "code": "XYZ"}
     update["status"] = "planned"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from fhir_api.errors import BusinessRuleViolation, InvalidResource
 from fhir_api.validation import check_patient_rules, validate_resource
+from tests._examples import changed, set_path
 
 TODAY = dt.date(2025, 6, 1)
 
@@ -144,28 +144,6 @@ FULL_PATIENT: dict[str, Any] = {
 MINIMAL_PATIENT: dict[str, Any] = {"resourceType": "Patient", "gender": "female", "birthDate": "1990-04-01"}
 
 
-def _with(document: dict[str, Any], change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
-    changed = copy.deepcopy(document)
-    change(changed)
-    return changed
-
-
-def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
-    """A change setting the element at a dotted path (``name.0.given``)."""
-
-    def change(document: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        target: Any = document
-        for part in parents:
-            target = target[int(part)] if part.isdigit() else target[part]
-        if isinstance(target, list):
-            target[int(last)] = value
-        else:
-            target[last] = value
-
-    return change
-
-
 def _expressions(error: InvalidResource | BusinessRuleViolation) -> list[str]:
     return [expression for issue in error.issues for expression in issue.expression]
 
@@ -207,7 +185,7 @@ def test_repeating_primitive_nulls_lined_up_with_extensions_are_accepted() -> No
         "given": ["Peter", None],
         "_given": [None, {"extension": [{"url": "http://x.example/absent", "valueCode": "masked"}]}],
     }
-    document = _with(MINIMAL_PATIENT, _set("name", [name]))
+    document = changed(MINIMAL_PATIENT, set_path("name", [name]))
 
     # When / Then it is accepted as sent
     assert validate_resource("Patient", document) == document
@@ -233,7 +211,7 @@ def test_repeating_primitive_nulls_lined_up_with_extensions_are_accepted() -> No
 )
 def test_valid_variants_are_accepted(path: str, value: object) -> None:
     # Given a minimal Patient with one valid variation
-    document = _with(MINIMAL_PATIENT, _set(path, value))
+    document = changed(MINIMAL_PATIENT, set_path(path, value))
 
     # When / Then it passes and is kept as sent
     accepted = validate_resource("Patient", document)
@@ -281,7 +259,7 @@ def test_valid_variants_are_accepted(path: str, value: object) -> None:
 def test_bad_codes_are_refused(path: str, value: object, expression: str, code: str) -> None:
     # When a coded element holds something outside its required value set
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Patient", _with(MINIMAL_PATIENT, _set(path, value)))
+        validate_resource("Patient", changed(MINIMAL_PATIENT, set_path(path, value)))
 
     # Then the issue names the element
     assert _expressions(caught.value) == [expression]
@@ -295,7 +273,7 @@ def test_bad_codes_are_refused(path: str, value: object, expression: str, code: 
 def test_malformed_birth_dates_are_refused(value: object) -> None:
     # When birthDate is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, a real day)
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Patient", _with(MINIMAL_PATIENT, _set("birthDate", value)))
+        validate_resource("Patient", changed(MINIMAL_PATIENT, set_path("birthDate", value)))
 
     # Then the issue names it
     assert _expressions(caught.value) == ["Patient.birthDate"]
@@ -342,7 +320,7 @@ def test_malformed_birth_dates_are_refused(value: object) -> None:
 )
 def test_malformed_elements_are_refused(path: str, value: object, expression: str | None) -> None:
     # Given a Patient with one malformed element (deceased[x] given twice for the choice case)
-    document = _with(MINIMAL_PATIENT, _set(path, value))
+    document = changed(MINIMAL_PATIENT, set_path(path, value))
     if expression is None:
         document["deceasedBoolean"] = True
         expression = "Patient.deceased"
@@ -366,13 +344,13 @@ def test_misaligned_primitive_extensions_are_refused(given_extensions: list[obje
 
     # When / Then it is refused
     with pytest.raises(InvalidResource) as caught:
-        validate_resource("Patient", _with(MINIMAL_PATIENT, _set("name", [name])))
+        validate_resource("Patient", changed(MINIMAL_PATIENT, set_path("name", [name])))
     assert all(expression.startswith("Patient.name[0].given") for expression in _expressions(caught.value))
 
 
 def test_check_patient_rules_refuses_a_malformed_birth_date_as_invalid() -> None:
     # Given a birthDate that skipped validate_resource
-    document = _with(MINIMAL_PATIENT, _set("birthDate", "1990-02-30"))
+    document = changed(MINIMAL_PATIENT, set_path("birthDate", "1990-02-30"))
 
     # When / Then the rules answer 400, not 422
     with pytest.raises(InvalidResource) as caught:
@@ -386,7 +364,7 @@ def test_check_patient_rules_refuses_a_malformed_birth_date_as_invalid() -> None
 @pytest.mark.parametrize("value", ["2025-06-02", "2025-07", "2026", "2999-01-01"])
 def test_a_birth_date_in_the_future_is_refused(value: str) -> None:
     # Given a well-formed birthDate after today
-    document = validate_resource("Patient", _with(MINIMAL_PATIENT, _set("birthDate", value)))
+    document = validate_resource("Patient", changed(MINIMAL_PATIENT, set_path("birthDate", value)))
 
     # When / Then the rules refuse it
     with pytest.raises(BusinessRuleViolation) as caught:
@@ -398,8 +376,8 @@ def test_a_birth_date_in_the_future_is_refused(value: str) -> None:
 def test_today_defaults_to_the_date_in_the_earliest_time_zone() -> None:
     # Given a birth today in UTC, and one two days from now
     now = dt.datetime.now(dt.UTC).date()
-    born_today = _with(MINIMAL_PATIENT, _set("birthDate", now.isoformat()))
-    born_later = _with(MINIMAL_PATIENT, _set("birthDate", (now + dt.timedelta(days=2)).isoformat()))
+    born_today = changed(MINIMAL_PATIENT, set_path("birthDate", now.isoformat()))
+    born_later = changed(MINIMAL_PATIENT, set_path("birthDate", (now + dt.timedelta(days=2)).isoformat()))
 
     # When / Then today passes, two days ahead does not
     check_patient_rules(born_today, None)
@@ -434,7 +412,7 @@ def test_today_defaults_to_the_date_in_the_earliest_time_zone() -> None:
 )
 def test_implausible_identifiers_and_telecoms_are_refused(path: str, value: object, expression: str) -> None:
     # Given a well-formed Patient whose identifier or telecom this server cannot use
-    document = validate_resource("Patient", _with(MINIMAL_PATIENT, _set(path, value)))
+    document = validate_resource("Patient", changed(MINIMAL_PATIENT, set_path(path, value)))
 
     # When / Then the rules refuse it with 422 naming the element
     with pytest.raises(BusinessRuleViolation) as caught:
@@ -445,7 +423,7 @@ def test_implausible_identifiers_and_telecoms_are_refused(path: str, value: obje
 
 def test_patient_rule_faults_are_all_named() -> None:
     # Given a Patient with a future birth, an identifier without value and a bad email
-    document = _with(MINIMAL_PATIENT, _set("birthDate", "2030"))
+    document = changed(MINIMAL_PATIENT, set_path("birthDate", "2030"))
     document["identifier"] = [{"system": "http://clinic.example/mrn"}]
     document["telecom"] = [{"system": "phone", "value": "1"}, {"system": "email", "value": "x"}]
 
