@@ -19,7 +19,7 @@ Decisions:
   February 30), or falls outside years 1..9999 once converted to UTC, raises ``ValueError``.
 
 Public API: ``parse_range``, ``period_range``, ``canonical_now``, ``to_canonical``,
-``parse_canonical``, ``predecessor``, ``MIN_INSTANT``, ``MAX_INSTANT``. Standard library only.
+``parse_canonical``, ``MIN_INSTANT``, ``MAX_INSTANT``. Standard library only.
 """
 
 from __future__ import annotations
@@ -69,14 +69,6 @@ def parse_canonical(instant: str) -> datetime:
 def canonical_now() -> str:
     """The current time as a canonical instant."""
     return to_canonical(datetime.now(_UTC))
-
-
-def predecessor(instant: str) -> str:
-    """The canonical instant one microsecond earlier (turns an exclusive bound into an inclusive one)."""
-    moment = parse_canonical(instant)
-    if instant == MIN_INSTANT:
-        raise ValueError("MIN_INSTANT has no predecessor")
-    return to_canonical(moment - _ONE_MICROSECOND)
 
 
 def _timezone(text: str | None) -> timezone:

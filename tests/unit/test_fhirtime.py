@@ -15,7 +15,6 @@ from fhir_api.fhirtime import (
     parse_canonical,
     parse_range,
     period_range,
-    predecessor,
     to_canonical,
 )
 
@@ -102,15 +101,6 @@ def test_period_range_rejects_malformed_periods() -> None:
         period_range({"start": "2024-13-01"})
 
 
-def test_predecessor_is_one_microsecond_earlier() -> None:
-    assert predecessor("2024-01-01T00:00:00.000000Z") == "2023-12-31T23:59:59.999999Z"
-    assert predecessor(MAX_INSTANT) == "9999-12-31T23:59:59.999998Z"
-    with pytest.raises(ValueError, match="predecessor"):
-        predecessor(MIN_INSTANT)
-    with pytest.raises(ValueError, match="canonical"):
-        predecessor("2024-01-01T00:00:00Z")
-
-
 def test_canonical_now_is_a_canonical_instant_of_now() -> None:
     # When / Then
     now = canonical_now()
@@ -156,4 +146,3 @@ def test_an_instant_round_trips_to_a_one_microsecond_range(moment: datetime) -> 
     low, high = parse_range(text)
     assert low == to_canonical(moment)
     assert high == to_canonical(moment + timedelta(microseconds=1))
-    assert predecessor(high) == low

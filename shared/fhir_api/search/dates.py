@@ -26,7 +26,7 @@ Usage by the store/service::
 
     criterion = parse_date_param("ge2024-01-01")            # ValueError when malformed
     low, high = key_bounds(query.values("date"))             # bounds on periodStart (None = unbounded)
-    ... KeyConditionExpression periodStart >= low / < high (use fhirtime.predecessor for BETWEEN)
+    ... KeyConditionExpression periodStart >= low / < high
     matches(criterion, item["periodStart"], item["periodEnd"])  # exact filter on every item read
 
 Standard library only.

@@ -10,16 +10,8 @@ it must hold nothing a client may not see (index keys of results it was already 
 An empty secret is a deployment mistake, never a reason to sign with "": ``sign`` and ``verify`` raise
 ``PageTokenConfigurationError`` instead.
 
-The payload layout the search service uses (``PageCursor``)::
-
-    cursor = PageCursor(cursors={"finished#0": {"id": {"S": "..."}, ...}, "finished#1": None}, offset=0)
-    token = sign(cursor.to_payload(), settings.page_token_secret, query.query_key("Encounter"),
-                 settings.page_token_ttl_seconds)
-    cursor = PageCursor.from_payload(verify(query.page, secret, query.query_key("Encounter")))
-
-``cursors`` maps a shard (or any query name) to the DynamoDB ``LastEvaluatedKey`` to resume from, in
-low-level attribute-value form, or None when that shard is exhausted; ``offset`` counts items of the
-resumed position already returned.
+The service signs its own resume position: per-partition DynamoDB keys (``{"c": ...}``), an offset
+(``{"o": n}``) or, for history, the version to continue below (``{"b": n}``).
 
 Standard library only (plus this package's errors).
 """
@@ -34,7 +26,6 @@ import json
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -122,44 +113,3 @@ def verify(token: str, secret: str, query_key: str, now: float | None = None) ->
         raise _invalid("expired; repeat the search")
     payload: dict[str, Any] = document["p"]
     return payload
-
-
-def _is_attribute_map(value: Any) -> bool:
-    """A DynamoDB key in low-level form: {"name": {"S"|"N"|"B": "text"}}."""
-    if not isinstance(value, dict) or not value:
-        return False
-    for name, attribute in value.items():
-        if not isinstance(name, str) or not isinstance(attribute, dict) or len(attribute) != 1:
-            return False
-        kind, text = next(iter(attribute.items()))
-        if kind not in ("S", "N", "B") or not isinstance(text, str):
-            return False
-    return True
-
-
-@dataclass(frozen=True)
-class PageCursor:
-    """Where the next page resumes: a LastEvaluatedKey (or None when exhausted) per shard, and an offset."""
-
-    cursors: dict[str, dict[str, dict[str, str]] | None] = field(default_factory=dict)
-    offset: int = 0
-
-    def to_payload(self) -> dict[str, Any]:
-        """The dict to ``sign``."""
-        return {"c": self.cursors, "o": self.offset}
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> PageCursor:
-        """Read a verified payload back; ``InvalidRequest`` if it has another shape (an older release)."""
-        cursors, offset = payload.get("c"), payload.get("o")
-        if (
-            not isinstance(cursors, dict)
-            or not isinstance(offset, int)
-            or isinstance(offset, bool)
-            or offset < 0
-        ):
-            raise _invalid("malformed")
-        for shard, cursor in cursors.items():
-            if not isinstance(shard, str) or (cursor is not None and not _is_attribute_map(cursor)):
-                raise _invalid("malformed")
-        return cls(cursors, offset)

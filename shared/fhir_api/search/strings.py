@@ -10,7 +10,6 @@ Standard library only.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
 
 
 def normalize_text(text: str) -> str:
@@ -23,23 +22,11 @@ def normalize_text(text: str) -> str:
     return " ".join(plain.split())
 
 
-def starts_with(value: str, target: str) -> bool:
-    """FHIR string match: ``target`` starts with ``value``, ignoring case and accents."""
-    return normalize_text(target).startswith(normalize_text(value))
-
-
 def exact(value: str, target: str) -> bool:
     """The ``:exact`` modifier: the whole string, case and accents included."""
     return value == target
 
 
-def any_starts_with(value: str, targets: Iterable[str]) -> bool:
-    """Whether any of ``targets`` starts with ``value`` (case- and accent-insensitive)."""
-    wanted = normalize_text(value)
-    return any(normalize_text(target).startswith(wanted) for target in targets)
-
-
-# Which HumanName elements each Patient string parameter searches (FHIR R4 Patient search parameters).
 NAME_PARTS: dict[str, tuple[str, ...]] = {
     "family": ("family",),
     "given": ("given",),

@@ -23,7 +23,7 @@ Standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,8 +142,3 @@ def token_matches(token: TokenValue, element: Any) -> bool:
     if "value" in element:
         return identifier_matches(token, element)
     return coding_matches(token, element)
-
-
-def any_token_matches(tokens: Iterable[TokenValue], element: Any) -> bool:
-    """Whether any of ``tokens`` (an OR group) matches ``element``."""
-    return any(token_matches(token, element) for token in tokens)

@@ -165,17 +165,6 @@ class Store:
                 raise errors.ServiceUnavailable("The database is busy; retry the request.")
         return found
 
-    def term_owner(self, resource_type: str, key: str) -> str | None:
-        """The id of the resource holding a unique term, or None."""
-        answer = self._call(
-            self.client.get_item,
-            TableName=self.table(resource_type),
-            Key={"id": {"S": key}},
-            ConsistentRead=True,
-        )
-        owner = answer.get("Item", {}).get("owner", {}).get("S")
-        return str(owner) if owner else None
-
     def query_partition(
         self,
         table: str,

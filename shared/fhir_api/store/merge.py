@@ -76,10 +76,6 @@ class MergedIndexReader:
         """Where each partition resumes after the entries handed out so far."""
         return {partition.name: partition.cursor for partition in self._partitions.values()}
 
-    def exhausted(self) -> bool:
-        """True when every partition has been read to its end."""
-        return all(partition.cursor == DONE for partition in self._partitions.values())
-
     def __iter__(self) -> Iterator[dict[str, Any]]:
         live = [partition for partition in self._partitions.values() if partition.resume != DONE]
         self._fill(live, first=True)
