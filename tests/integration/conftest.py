@@ -54,3 +54,10 @@ def ddb_tables(
     finally:
         tables.delete_tables(client, names)
         reset_settings()
+
+
+@pytest.fixture(params=["moto", "dynamodb-local"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The template's tables on moto and on DynamoDB Local: a test using it runs on both."""
+    monkeypatch.setenv("PAGE_TOKEN_SECRET", "integration-test-page-token-secret")
+    return request.getfixturevalue("moto_tables" if request.param == "moto" else "ddb_tables")

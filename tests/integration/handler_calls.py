@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
 from fhir_api.handler import make_handler
 from fhir_api.routes import route_for_function
 from tests._examples import SEED_ENCOUNTER
@@ -147,11 +145,3 @@ def follow_all(resource_type: str, **params: str | list[str]) -> list[str]:
         assert answer.status == 200, answer.text
         found += ids_of(answer.body)
     return found
-
-
-@pytest.fixture(params=["moto", "dynamodb-local"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The template's tables on moto and on DynamoDB Local: every rule is checked on both."""
-    monkeypatch.setenv("PAGE_TOKEN_SECRET", "integration-test-page-token-secret")
-    _HANDLERS.clear()
-    return request.getfixturevalue("moto_tables" if request.param == "moto" else "ddb_tables")

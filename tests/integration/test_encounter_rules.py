@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from handler_calls import (
     SEED_ENCOUNTER,
-    backend,  # noqa: F401  (fixture)
     call,
     create_encounter,
     create_patient,

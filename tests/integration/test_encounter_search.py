@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from handler_calls import (
-    backend,  # noqa: F401  (fixture)
     call,
     create_encounter,
     create_patient,

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from handler_calls import (
-    backend,  # noqa: F401  (fixture)
     call,
     create_encounter,
     follow_all,
