@@ -86,7 +86,8 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
         "type": resource_type,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
         "interaction": [{"code": code} for code in _interactions(resource_type)],
-        "versioning": "versioned",
+        # Updates honour If-Match (412 on a stale version): FHIR's "versioned-update".
+        "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": False,
         "conditionalCreate": bool(definition.conditional_create),

@@ -26,7 +26,7 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
     """Answer ``request`` on ``route``."""
     _check_accept(request)
     if route.interaction == "capabilities":
-        return capabilities(request)
+        return capabilities(request, settings)
     from fhir_api.resources import service_for
 
     service = service_for(str(route.resource_type), settings)
@@ -35,12 +35,15 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
     return INTERACTIONS[route.interaction](service, request)
 
 
-def capabilities(request: Request) -> Response:
+def capabilities(request: Request, settings: Settings) -> Response:
     """GET /metadata: the CapabilityStatement, generated from the route and parameter tables."""
     from fhir_api.capability import capability_statement
     from fhir_api.resources import DEFINITIONS
 
-    return Response(200, capability_statement(request.base_url, list(DEFINITIONS.values())))
+    statement = capability_statement(
+        request.base_url, list(DEFINITIONS.values()), cors=bool(settings.cors_origins)
+    )
+    return Response(200, statement)
 
 
 def read(service: Any, request: Request) -> Response:

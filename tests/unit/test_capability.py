@@ -47,7 +47,7 @@ def test_interactions_come_from_the_route_table() -> None:
     for resource in statement["rest"][0]["resource"]:
         expected = {route.interaction for route in ROUTES if route.resource_type == resource["type"]}
         assert {entry["code"] for entry in resource["interaction"]} == expected
-        assert resource["versioning"] == "versioned"
+        assert resource["versioning"] == "versioned-update"
         assert resource["readHistory"] is True
         assert resource["updateCreate"] is False
         assert resource["conditionalUpdate"] is False
