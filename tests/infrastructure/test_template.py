@@ -469,3 +469,21 @@ def test_outputs_name_the_api_url_and_tables(template: dict[str, Any]) -> None:
     assert url.startswith("https://${FhirApi}.execute-api.${AWS::Region}.") and url.endswith("/api/fhir")
     for logical_id in TABLES:
         assert outputs[f"{logical_id}Name"]["Value"] == {"Ref": logical_id}
+
+
+def test_api_gateway_logs_every_request_as_json_without_query_strings(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    # Requests refused from a cached authorizer policy reach no function: API Gateway's log has them.
+    assert template["Parameters"]["EnableApiAccessLog"]["Default"] == "true"
+    condition, enabled, disabled = resources["FhirApi"]["Properties"]["AccessLogSetting"]["Fn::If"]
+    assert condition == "ApiAccessLogEnabled"
+    assert disabled == {"Ref": "AWS::NoValue"}
+    assert enabled["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    record = json.loads(enabled["Format"])
+    assert record["request_id"] == "$context.requestId"
+    assert record["sub"] == "$context.authorizer.principalId"
+    assert record["status"] == "$context.status"
+    assert not any("querystring" in value.lower() for value in record.values())
+    group = resources["ApiAccessLogGroup"]
+    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
