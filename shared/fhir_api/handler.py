@@ -25,6 +25,8 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 def make_handler(function: str) -> LambdaHandler:
     """The Lambda handler of ``functions/<function>``: one route, one interaction."""
     route = None if function == "fallback" else route_for_function(function)
+    if route is not None and get_settings().lambda_initialization_type == "snap-start":
+        interactions.prepare(route, get_settings())
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -35,6 +35,21 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
     return INTERACTIONS[route.interaction](service, request)
 
 
+def prepare(route: Route, settings: Settings) -> None:
+    """Load at init what the route's first request would load on demand: under SnapStart, Lambda
+    snapshots the initialised process, so the DynamoDB client and the FHIR models start warm."""
+    if route.resource_type is None:
+        return
+    from fhir_api.resources import service_for
+
+    service = service_for(route.resource_type, settings)
+    service.store.client  # noqa: B018  (creating the client is the point)
+    if route.interaction in ("create", "update"):
+        from fhir_api.validation import load_model
+
+        load_model(route.resource_type)
+
+
 def capabilities(request: Request, settings: Settings) -> Response:
     """GET /metadata: the CapabilityStatement, generated from the route and parameter tables."""
     from fhir_api.capability import capability_statement

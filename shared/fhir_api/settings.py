@@ -50,6 +50,9 @@ class Settings:
     # Below DynamoDB's 400 KB item limit, with room for the server's id and meta.
     max_body_bytes: int = _setting("MAX_BODY_BYTES", 350 * 1024, 1024, 380 * 1024)
 
+    # "snap-start" while Lambda initialises a function for a SnapStart snapshot.
+    lambda_initialization_type: str = _setting("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+
     # Token verification (the authorizer only).
     token_issuer: str = _setting("TOKEN_ISSUER", "")
     token_audience: str = _setting("TOKEN_AUDIENCE", "")

@@ -314,6 +314,11 @@ class _Element:
         return name if module.rsplit(".", 1)[-1] == name.lower() else None
 
 
+def load_model(resource_type: str) -> None:
+    """Import the FHIR model of ``resource_type`` now rather than at the first validation."""
+    _resource_model(resource_type)
+
+
 def _resource_model(resource_type: str) -> Any:
     import importlib
 
