@@ -32,6 +32,17 @@ SEED_ENCOUNTER: dict[str, Any] = {
 }
 
 
+def minimal_encounter(patient_id: str, **elements: Any) -> dict[str, Any]:
+    """The smallest Encounter this server accepts, for ``patient_id``, with ``elements`` added or replaced."""
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "status": "planned",
+        "class": {"system": V3_ACT_CODE, "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    return {**encounter, **elements}
+
+
 def changed(document: dict[str, Any], change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
     """A deep copy of ``document`` with ``change`` applied to it."""
     copied = copy.deepcopy(document)

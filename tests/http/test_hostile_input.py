@@ -14,24 +14,16 @@ import requests
 
 from local import issuer
 from local.stack import LocalStack
+from tests._examples import minimal_encounter
 
 TIMEOUT_SECONDS = 30
 FHIR_JSON = "application/fhir+json"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 NESTING = 5000
 LARGE_BYTES = 600 * 1024
 
 
 def encounter(patient_id: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "status": "planned",
-        "class": {"system": ACT_CODE, "code": "AMB"},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "period": {"start": "2024-06-01T09:00:00Z"},
-    }
-    body.update(changes)
-    return body
+    return minimal_encounter(patient_id, **{"period": {"start": "2024-06-01T09:00:00Z"}, **changes})
 
 
 def assert_outcome(response: requests.Response, status: int | tuple[int, ...], what: str) -> dict[str, Any]:

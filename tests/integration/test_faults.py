@@ -19,7 +19,7 @@ from handler_calls import Answer, invoke
 from fhir_api.settings import get_settings, reset_settings
 from fhir_api.store import dynamo, idempotency
 from local.dynamodb import free_port
-from tests._examples import V3_ACT_CODE
+from tests._examples import minimal_encounter
 
 # store/dynamo.py configures retries={"total_max_attempts": 3, "mode": "standard"}: three tries in all.
 MAX_ATTEMPTS = 3
@@ -91,17 +91,6 @@ def faults(ddb_tables: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]
     idempotency.reset()
 
 
-def encounter(patient_id: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "status": "planned",
-        "class": {"system": V3_ACT_CODE, "code": "AMB"},
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
-    body.update(changes)
-    return body
-
-
 @pytest.fixture
 def patient_id(faults: Faults) -> str:
     answer = invoke("patient_create", body={"resourceType": "Patient", "name": [{"family": "Faulty"}]})
@@ -135,7 +124,7 @@ def test_a_throttled_create_is_503_after_bounded_retries_and_writes_nothing(
     faults.fail("TransactWriteItems", error)
 
     # When an encounter is created
-    answer = invoke("encounter_create", body=encounter(patient_id))
+    answer = invoke("encounter_create", body=minimal_encounter(patient_id))
 
     # Then the client gets a 503 with Retry-After, after exactly the configured attempts
     assert_unavailable(answer)
@@ -146,21 +135,21 @@ def test_a_throttled_create_is_503_after_bounded_retries_and_writes_nothing(
 
     # And once DynamoDB recovers, the same request succeeds
     faults.heal()
-    assert invoke("encounter_create", body=encounter(patient_id)).status == 201
+    assert invoke("encounter_create", body=minimal_encounter(patient_id)).status == 201
 
 
 def test_a_throttled_update_keeps_the_previous_version(
     faults: Faults, patient_id: str, ddb_tables: Any
 ) -> None:
     # Given an encounter at version 1, then DynamoDB throttling write transactions
-    created = invoke("encounter_create", body=encounter(patient_id))
+    created = invoke("encounter_create", body=minimal_encounter(patient_id))
     assert created.status == 201
     encounter_id = created.body["id"]
     faults.fail("TransactWriteItems", "ThrottlingException")
     faults.attempts.clear()
 
     # When it is updated
-    body = {**encounter(patient_id, status="arrived"), "id": encounter_id}
+    body = {**minimal_encounter(patient_id, status="arrived"), "id": encounter_id}
     answer = invoke(
         "encounter_update", path_params={"id": encounter_id}, body=body, headers={"If-Match": 'W/"1"'}
     )
@@ -189,7 +178,7 @@ def test_a_transaction_cancelled_by_throttling_is_503(
     )
 
     # When an encounter is created
-    answer = invoke("encounter_create", body=encounter(patient_id))
+    answer = invoke("encounter_create", body=minimal_encounter(patient_id))
 
     # Then it is a 503 with Retry-After and nothing is stored
     assert_unavailable(answer)
@@ -241,12 +230,12 @@ def test_a_failed_idempotent_create_can_be_retried_with_the_same_key(
     # Given a create with an Idempotency-Key that fails because DynamoDB throttles the write
     key = str(uuid.uuid4())
     faults.fail("TransactWriteItems", "ThrottlingException")
-    failed = invoke("encounter_create", body=encounter(patient_id), headers={"Idempotency-Key": key})
+    failed = invoke("encounter_create", body=minimal_encounter(patient_id), headers={"Idempotency-Key": key})
     assert_unavailable(failed)
 
     # When DynamoDB recovers and the client retries with the same key
     faults.heal()
-    retried = invoke("encounter_create", body=encounter(patient_id), headers={"Idempotency-Key": key})
+    retried = invoke("encounter_create", body=minimal_encounter(patient_id), headers={"Idempotency-Key": key})
 
     # Then the retry is served (not held as "in progress", not the failure replayed), storing one encounter
     assert retried.status == 201, retried.body
@@ -263,7 +252,7 @@ def test_a_throttled_idempotency_table_is_503_and_writes_nothing(
 
     # When a create with an Idempotency-Key is sent
     answer = invoke(
-        "encounter_create", body=encounter(patient_id), headers={"Idempotency-Key": str(uuid.uuid4())}
+        "encounter_create", body=minimal_encounter(patient_id), headers={"Idempotency-Key": str(uuid.uuid4())}
     )
 
     # Then it is a 503 and nothing is stored

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from handler_calls import Answer, invoke
 
-from tests._examples import V3_ACT_CODE
+from tests._examples import minimal_encounter
 
 
 def concurrently(count: int, work: Callable[[int], Answer]) -> list[Answer]:
@@ -36,15 +36,9 @@ def create_patient(**extra: Any) -> str:
 
 
 def encounter(patient_id: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "status": "in-progress",
-        "class": {"system": V3_ACT_CODE, "code": "AMB"},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "period": {"start": "2024-03-15T09:00:00Z"},
-    }
-    body.update(changes)
-    return body
+    return minimal_encounter(
+        patient_id, **{"status": "in-progress", "period": {"start": "2024-03-15T09:00:00Z"}, **changes}
+    )
 
 
 @pytest.fixture
