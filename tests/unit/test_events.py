@@ -17,20 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from fhir_api.auth.policy import is_allowed
 from fhir_api.auth.tokens import reset_jwks_client
-from fhir_api.resources import service_for
 from fhir_api.routes import ROUTES, routes_for_roles
 from fhir_api.settings import reset_settings
-from fhir_api.store import idempotency
-from fhir_api.store.dynamo import reset_client
 from local import issuer
-from local.tables import create_tables
-from local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -118,46 +111,17 @@ def _created_id(name: str, seeded: Seeded | None = None) -> str:
     return str(body["id"])
 
 
-def _reset_process_state() -> None:
-    reset_settings()
-    reset_client()
-    idempotency.reset()
-    service_for.cache_clear()
-
-
 @pytest.fixture
-def seeded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
-    """Moto tables from template.yaml, holding the patient and the encounter of the create events."""
-    environment = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "ENCOUNTERS_TABLE": "Encounters",
-        "PATIENTS_TABLE": "Patients",
-        "VERSIONS_TABLE": "Versions",
-        "IDEMPOTENCY_TABLE": "Idempotency",
-        "INDEX_SHARDS": "8",
-        "PAGE_TOKEN_SECRET": "unit-test-page-token-secret",
-        "POWERTOOLS_SERVICE_NAME": "encounter-api",
-        "POWERTOOLS_METRICS_NAMESPACE": "EncounterApi",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DYNAMODB_ENDPOINT", raising=False)
+def seeded(moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Seeded:
+    """The template's tables on moto, holding the patient and the encounter of the create events."""
+    monkeypatch.setenv("PAGE_TOKEN_SECRET", "unit-test-page-token-secret")
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
-    _reset_process_state()
-    with mock_aws():
-        names = create_tables(boto3.client("dynamodb", region_name="us-east-1"), load_template())
-        assert sorted(names.values()) == ["Encounters", "Idempotency", "Patients", "Versions"]
-        # The encounter's subject must exist: the patient is created first, then the encounter's
-        # event is rewritten to name it.
-        patient_id = _created_id("patient_create")
-        encounter_id = _created_id("encounter_create", Seeded(patient_id, EVENT_ENCOUNTER_ID))
-        yield Seeded(patient_id, encounter_id)
-    _reset_process_state()
+    assert sorted(moto_tables.values()) == ["Encounters", "Idempotency", "Patients", "Versions"]
+    # The encounter's subject must exist: the patient is created first, then the encounter's
+    # event is rewritten to name it.
+    patient_id = _created_id("patient_create")
+    encounter_id = _created_id("encounter_create", Seeded(patient_id, EVENT_ENCOUNTER_ID))
+    return Seeded(patient_id, encounter_id)
 
 
 def test_every_function_has_an_event_and_an_expected_answer() -> None:
