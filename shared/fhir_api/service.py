@@ -217,49 +217,57 @@ class ResourceService:
         return False
 
     def _count(self, plan: SearchPlan, query: SearchQuery) -> int:
-        """The number of matches, reading the index (and resources only where the index cannot tell)."""
+        """The number of matches (resources are read only where the index cannot decide)."""
+        return len(self._every_match(plan, query, MAX_COUNTED_ENTRIES, "Counting", resources=False))
+
+    def _every_match(
+        self, plan: SearchPlan, query: SearchQuery, limit: int, purpose: str, resources: bool
+    ) -> dict[str, StoredResource | None]:
+        """Every match of the whole search by id, its resource read when ``resources`` (or when the index
+        alone cannot decide); SearchTooCostly past ``limit`` index entries."""
         reader = MergedIndexReader(
             self.store, self.store.table(plan.table_resource_type), plan.index, page_size=500
         )
-        counted: set[str] = set()
-        batch: list[dict[str, Any]] = []
         owner = plan.index.owner_attribute
-        exact_on_index = self.definition.index_decides(query)
+        decided = not resources and self.definition.index_decides(query)
+        matches: dict[str, StoredResource | None] = {}
+        batch: list[str] = []
+
+        def take() -> None:
+            for stored in self.store.many(self.resource_type, batch).values():
+                if self.definition.matches(stored, query):
+                    matches[stored.id] = stored
+            batch.clear()
+
         for entry in reader:
-            if reader.examined > MAX_COUNTED_ENTRIES:
+            if reader.examined > limit:
                 raise errors.SearchTooCostly(
-                    f"Counting this search would read more than {MAX_COUNTED_ENTRIES} entries; narrow it."
+                    f"{purpose} this search would read more than {limit} entries; narrow it "
+                    "(subject, status or date)."
                 )
             if not self.definition.entry_may_match(entry, query):
                 continue
-            if exact_on_index:
-                counted.add(entry[owner])
+            if decided:
+                matches[entry[owner]] = None
                 continue
-            batch.append(entry)
+            batch.append(entry[owner])
             if len(batch) >= 100:
-                counted |= self._matching_ids(batch, owner, query)
-                batch = []
-        counted |= self._matching_ids(batch, owner, query)
-        return len(counted)
-
-    def _matching_ids(self, batch: list[dict[str, Any]], owner: str, query: SearchQuery) -> set[str]:
-        if not batch:
-            return set()
-        found = self.store.many(self.resource_type, [entry[owner] for entry in batch])
-        return {
-            resource_id for resource_id, stored in found.items() if self.definition.matches(stored, query)
-        }
+                take()
+        if batch:
+            take()
+        return matches
 
     def _search_sorted(
         self, plan: SearchPlan, query: SearchQuery, query_key: str, position: dict[str, Any]
     ) -> SearchPage:
         """Searches sorted on what the index is not ordered by: every match read, sorted, paged by offset."""
-        reader = MergedIndexReader(
-            self.store, self.store.table(plan.table_resource_type), plan.index, page_size=500
-        )
-        collector = self._collect_all(reader, plan, query)
+        matches = self._every_match(plan, query, MAX_SORTED_MATCHES, "Sorting", resources=True)
         key, descending = plan.in_memory_sort  # type: ignore[misc]
-        ordered = sorted(collector, key=lambda stored: (getattr(stored, key), stored.id), reverse=descending)
+        ordered = sorted(
+            (stored for stored in matches.values() if stored is not None),
+            key=lambda stored: (getattr(stored, key), stored.id),
+            reverse=descending,
+        )
         offset = int(position.get("o", 0))
         page = ordered[offset : offset + query.count]
         following = offset + query.count
@@ -269,34 +277,6 @@ class ResourceService:
             else None
         )
         return SearchPage(page, len(ordered), next_token)
-
-    def _collect_all(
-        self, reader: MergedIndexReader, plan: SearchPlan, query: SearchQuery
-    ) -> list[StoredResource]:
-        owner = plan.index.owner_attribute
-        matches: dict[str, StoredResource] = {}
-        batch: list[dict[str, Any]] = []
-
-        def take() -> None:
-            found = self.store.many(self.resource_type, [entry[owner] for entry in batch])
-            for stored in found.values():
-                if self.definition.matches(stored, query):
-                    matches[stored.id] = stored
-
-        for entry in reader:
-            if reader.examined > MAX_SORTED_MATCHES:
-                raise errors.SearchTooCostly(
-                    f"Sorting this search would read more than {MAX_SORTED_MATCHES} entries; narrow it "
-                    "(subject, status or date) or sort by date."
-                )
-            if self.definition.entry_may_match(entry, query):
-                batch.append(entry)
-            if len(batch) >= 100:
-                take()
-                batch = []
-        if batch:
-            take()
-        return list(matches.values())
 
     def conditional_match(self, criteria: str) -> StoredResource | None:
         """FHIR conditional create (If-None-Exist): the one existing match, None when there is none."""

@@ -194,3 +194,23 @@ def test_a_page_token_is_bound_to_its_query(clinic: dict[str, Any]) -> None:
     # Then both are refused
     assert other.status == 400
     assert edited.status == 400
+
+
+def test_a_count_or_sort_that_would_read_too_much_is_refused(
+    clinic: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given bounds lower than the five encounters stored
+    from fhir_api import service
+
+    monkeypatch.setattr(service, "MAX_COUNTED_ENTRIES", 2)
+    monkeypatch.setattr(service, "MAX_SORTED_MATCHES", 2)
+
+    # When a search must count or sort all of them
+    counted = search("Encounter", _summary="count")
+    sorted_ = search("Encounter", _sort="-_lastUpdated")
+
+    # Then it is refused as too costly, and a narrower one still answers
+    for answer in (counted, sorted_):
+        assert answer.status == 400, answer.text
+        assert answer.body["issue"][0]["code"] == "too-costly"
+    assert search("Encounter", subject=clinic["bob"], _sort="-_lastUpdated").status == 200

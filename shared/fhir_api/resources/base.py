@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +88,18 @@ def shard_of(resource_id: str, shards: int) -> int:
     import zlib
 
     return zlib.crc32(resource_id.encode("utf-8")) % shards
+
+
+def intersection(groups: list[list[Any]]) -> tuple[Any, ...]:
+    """AND of OR groups of identities (ids, codes): the values every group holds, in first-seen order."""
+    if not groups:
+        return ()
+    common = list(dict.fromkeys(groups[0]))
+    for group in groups[1:]:
+        common = [value for value in common if value in group]
+    return tuple(common)
+
+
+def all_groups_match(groups: list[list[Any]], test: Callable[[Any], bool]) -> bool:
+    """AND of OR groups: every group has a value that passes ``test``."""
+    return all(any(test(value) for value in group) for group in groups)

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_api import fhirtime
-from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan, shard_of
+from fhir_api.resources.base import (
+    IdLookup,
+    ResourceDefinition,
+    SearchPlan,
+    all_groups_match,
+    intersection,
+    shard_of,
+)
 from fhir_api.search import dates, tokens
 from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, ENCOUNTER_SORTS
 from fhir_api.search.parameters import SearchQuery
@@ -65,10 +72,10 @@ class EncounterDefinition(ResourceDefinition):
     def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
         """``_id`` reads by id; else the subject, status or date index, bounded by the date criteria."""
         if query.has("_id"):
-            return IdLookup(_intersection(query.values("_id")))
+            return IdLookup(intersection(query.values("_id")))
         low, high = dates.key_bounds(query.values("date"))
         if query.has("subject") or query.has("patient"):
-            partitions = _intersection(query.values("subject") + query.values("patient"))
+            partitions = intersection(query.values("subject") + query.values("patient"))
             index, attribute = "subject-index", "subject"
         elif (statuses := _indexed_statuses(query)) is not None:
             partitions = tuple(f"{status}#{n}" for status in statuses for n in range(settings.index_shards))
@@ -110,22 +117,22 @@ class EncounterDefinition(ResourceDefinition):
     def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
         """Every criterion, checked on the resource."""
         resource = stored.document()
-        if not _all_groups(query.values("_id"), lambda value: value == stored.id):
+        if not all_groups_match(query.values("_id"), lambda value: value == stored.id):
             return False
         patient = subject_id(resource)
         for name in SUBJECT_PARAMETERS:
-            if not _all_groups(query.values(name), lambda value: value == patient):
+            if not all_groups_match(query.values(name), lambda value: value == patient):
                 return False
         status = resource.get("status")
-        if not _all_groups(
+        if not all_groups_match(
             query.values("status"), lambda token: tokens.code_matches(token, status, STATUS_SYSTEM)
         ):
             return False
-        if not _all_groups(
+        if not all_groups_match(
             query.values("class"), lambda token: tokens.coding_matches(token, resource.get("class"))
         ):
             return False
-        if not _all_groups(
+        if not all_groups_match(
             query.values("type"), lambda token: tokens.token_matches(token, resource.get("type") or [])
         ):
             return False
@@ -143,7 +150,7 @@ def _indexed_statuses(query: SearchQuery) -> tuple[str, ...] | None:
         token.code is None or token.system not in (None, STATUS_SYSTEM) for group in groups for token in group
     ):
         return None
-    return _intersection([[token.code for token in group] for group in groups])
+    return intersection([[token.code for token in group] for group in groups])
 
 
 def _period_matches(query: SearchQuery, start: str, end: str) -> bool:
@@ -152,17 +159,3 @@ def _period_matches(query: SearchQuery, start: str, end: str) -> bool:
     if criteria and (start, end) == (fhirtime.MIN_INSTANT, fhirtime.MAX_INSTANT):
         return False
     return dates.matches_all(criteria, start, end)
-
-
-def _intersection(groups: list[list[Any]]) -> tuple[Any, ...]:
-    """AND of OR groups, for values that are identities (ids, codes): the values in every group."""
-    if not groups:
-        return ()
-    common = list(dict.fromkeys(groups[0]))
-    for group in groups[1:]:
-        common = [value for value in common if value in group]
-    return tuple(common)
-
-
-def _all_groups(groups: list[list[Any]], test: Any) -> bool:
-    return all(any(test(value) for value in group) for group in groups)

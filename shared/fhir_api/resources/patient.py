@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_api import fhirtime
-from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan
+from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan, all_groups_match, intersection
 from fhir_api.search import dates, tokens
 from fhir_api.search.definitions import PATIENT_PARAMETERS, PATIENT_SORTS
 from fhir_api.search.parameters import SearchQuery
@@ -74,8 +74,7 @@ class PatientDefinition(ResourceDefinition):
     def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
         """The most selective indexed parameter decides the index read; the rest is checked after."""
         if query.has("_id"):
-            first, *rest = query.values("_id")
-            return IdLookup(tuple(value for value in first if all(value in group for group in rest)))
+            return IdLookup(intersection(query.values("_id")))
         identifiers = query.values("identifier")
         if identifiers and all(token.code for token in identifiers[0]):
             group = identifiers[0]
@@ -133,7 +132,7 @@ class PatientDefinition(ResourceDefinition):
             ("gender", lambda token: tokens.code_matches(token, resource.get("gender"), GENDER_SYSTEM)),
         )
         for name, test in checks:
-            if not all(any(test(value) for value in group) for group in query.values(name)):
+            if not all_groups_match(query.values(name), test):
                 return False
         for parameter in NAME_PARAMETERS:
             for occurrence in query.occurrences(parameter):
