@@ -123,7 +123,7 @@ class ResourceService:
                 f"If-Match names version {if_match}, but the current version is {current.version_id}."
             )
         resource = self.definition.validate(document)
-        previous = current.document()
+        previous = current.document
         self.definition.check_rules(resource, previous)
         stored = self._stamp(resource, resource_id, current.version_id + 1)
         try:

@@ -116,7 +116,7 @@ class EncounterDefinition(ResourceDefinition):
 
     def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
         """Every criterion, checked on the resource."""
-        resource = stored.document()
+        resource = stored.document
         if not all_groups_match(query.values("_id"), lambda value: value == stored.id):
             return False
         patient = subject_id(resource)

@@ -125,7 +125,7 @@ class PatientDefinition(ResourceDefinition):
 
     def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
         """Every criterion, checked on the resource."""
-        resource = stored.document()
+        resource = stored.document
         checks = (
             ("_id", lambda value: value == stored.id),
             ("identifier", lambda token: tokens.token_matches(token, resource.get("identifier") or [])),
@@ -159,7 +159,7 @@ class PatientDefinition(ResourceDefinition):
         wanted = [value.normalized for group in query.values(parameter)[:1] for value in group]
         candidates = sorted(
             candidate
-            for candidate in name_terms(stored.document().get("name"), parameter)
+            for candidate in name_terms(stored.document.get("name"), parameter)
             if any(candidate.startswith(prefix) for prefix in wanted)
         )
         return not candidates or candidates[0] == text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from fhir_api import fhirjson
@@ -18,8 +19,10 @@ class StoredResource:
     last_updated: str
     text: str
 
+    @cached_property
     def document(self) -> dict[str, Any]:
-        """The resource parsed (decimals kept exact)."""
+        """The resource parsed (decimals kept exact), once: a search may test it more than once.
+        Callers read it and never change it."""
         parsed: dict[str, Any] = fhirjson.loads(self.text)
         return parsed
 
