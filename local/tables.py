@@ -38,7 +38,7 @@ def table_resources(template: dict[str, Any] | None = None) -> dict[str, dict[st
     if missing:
         raise LocalError(
             f"template.yaml defines no {TABLE_TYPE} {', '.join(missing)}; add "
-            f"{'it' if len(missing) == 1 else 'them'} under Resources (see DESIGN.md, Data)"
+            f"{'it' if len(missing) == 1 else 'them'} under Resources (see docs/data-model.md)"
         )
     return tables
 

@@ -8,7 +8,7 @@ from typing import Any
 
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
-# The example request body of the API page (../shared/seed/encounter-api.txt), verbatim.
+# The example request body of the API page ("Create Encounter"), verbatim.
 SEED_ENCOUNTER: dict[str, Any] = {
     "resourceType": "Encounter",
     "status": "finished",

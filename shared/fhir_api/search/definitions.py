@@ -4,7 +4,7 @@ CapabilityStatement, the OpenAPI file and the tests read.
 Each table maps a parameter name to its ``SearchParameter`` (FHIR R4 names, types and standard
 definitions); ``*_SORTS`` are the ``_sort`` values each resource accepts.
 
-How each Encounter parameter is served (DESIGN.md "Data"): ``subject``/``patient`` on ``subject-index``,
+How each Encounter parameter is served (docs/data-model.md): ``subject``/``patient`` on ``subject-index``,
 ``status`` on ``status-index`` (sharded), anything else on ``date-index`` (sharded); ``date`` narrows
 the ``periodStart`` sort key (``dates.key_bounds``) and is then matched exactly (``dates.matches``);
 ``class``, ``type`` and ``_lastUpdated`` filter the items read; ``_id`` is a GetItem. Patient
