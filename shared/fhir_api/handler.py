@@ -1,25 +1,23 @@
 """The Lambda handler every API function uses: ``handler = make_handler("encounter_create")``.
 
 It parses the proxy event, runs the route's interaction, turns domain errors into OperationOutcomes
-(``fhir_api.outcome``), and leaves one audit record per request.
+(``fhir_api.outcome``), leaves one audit record and one set of metrics per request, and names the
+request id in every log line, in an ``X-Request-Id`` header and in every OperationOutcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
 
-from fhir_api import audit, errors, interactions
+from fhir_api import audit, errors, interactions, observability
 from fhir_api.http import Request, Response
-from fhir_api.outcome import error_response, internal_error_response
+from fhir_api.observability import LambdaHandler
+from fhir_api.outcome import error_response, internal_error_response, quote_request_id
 from fhir_api.routes import AUDIT_ACTIONS, ROUTES, Route, route_for_function
 from fhir_api.settings import get_settings
-
-logger = Logger()
-
-LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def make_handler(function: str) -> LambdaHandler:
@@ -28,8 +26,16 @@ def make_handler(function: str) -> LambdaHandler:
     if route is not None and get_settings().lambda_initialization_type == "snap-start":
         interactions.prepare(route, get_settings())
 
-    @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # Every line the request logs, its audit record included, carries the Lambda context and the
+        # API Gateway request id (the one logger the package writes through; tests may swap it).
+        logged = audit.get_logger().inject_lambda_context(
+            answer, correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+        )
+        return logged(event, context)
+
+    def answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        started = time.perf_counter()
         settings = get_settings()
         request = Request.from_event(event, settings.public_base_url)
         served = route or _route_for_path(request)
@@ -42,9 +48,14 @@ def make_handler(function: str) -> LambdaHandler:
             response = error_response(exc)
         except Exception:
             # A failure of ours, never the client's input: logged with its trace, answered without it.
-            logger.exception("request failed", extra={"function": function})
+            audit.get_logger().exception("request failed", extra={"function": function})
             response = internal_error_response()
         interactions.apply_cors(request, response, settings)
+        quote_request_id(response, request.request_id)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        observability.record_request(
+            function, served.interaction if served else None, response.status, elapsed_ms
+        )
         audit.audit(
             request_id=request.request_id,
             sub=request.sub,
@@ -58,7 +69,7 @@ def make_handler(function: str) -> LambdaHandler:
         )
         return response.to_proxy()
 
-    return handler
+    return observability.with_tracing(observability.with_metrics(handler))
 
 
 def _audited_id(request: Request, response: Response) -> str | None:

@@ -62,3 +62,17 @@ def internal_error_response() -> Response:
     """The answer to a failure of the server itself; it says nothing about the cause."""
     issue = errors.Issue("exception", "The server could not complete the request.")
     return Response(500, operation_outcome([issue]))
+
+
+def quote_request_id(response: Response, request_id: str) -> None:
+    """Name the request in the answer (``X-Request-Id``, and an information issue of an OperationOutcome),
+    so that a caller's support ticket leads to the request's log lines."""
+    if not request_id:
+        return
+    response.headers["X-Request-Id"] = request_id
+    body = response.body
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        issues = body.setdefault("issue", [])
+        issues.append(
+            {"severity": "information", "code": "informational", "diagnostics": f"Request id: {request_id}"}
+        )

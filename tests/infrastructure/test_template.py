@@ -393,11 +393,16 @@ def test_globals_run_python312_on_arm64_with_tracing_and_the_shared_layer(
     function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.12"
     assert function_globals["Architectures"] == ["arm64"]
-    assert function_globals["Tracing"] == "Active"
+    # X-Ray traces of the functions and the stage follow one parameter, and so does the Tracer.
+    assert function_globals["Tracing"] == {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
+    assert template["Parameters"]["EnableTracing"]["Default"] == "false"
+    assert template["Conditions"]["TracingEnabled"] == {"Fn::Equals": [{"Ref": "EnableTracing"}, "true"]}
+    assert resources["FhirApi"]["Properties"]["TracingEnabled"] == {"Fn::If": ["TracingEnabled", True, False]}
     assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
     variables = function_globals["Environment"]["Variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == "encounter-api"
     assert {"POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"} <= set(variables)
+    assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingEnabled", "false", "true"]}
     layer = resources["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "shared/"

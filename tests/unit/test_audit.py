@@ -5,9 +5,7 @@ line, neither from the functions nor from the authorizer.
 from __future__ import annotations
 
 import copy
-import io
 import json
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +17,7 @@ from fhir_api import audit
 from fhir_api.auth import authorizer
 from fhir_api.auth.tokens import InvalidToken, Principal
 from fhir_api.settings import reset_settings
+from tests._logs import CapturedLogs, captured_logs
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/Prod"
@@ -41,44 +40,11 @@ AUDIT_FIELDS = {
 PHI = ("Chalmers", "Peter", "James", "1974-12-25", "MRN-0042", "hospital.example.org/mrn", "male")
 
 
-class CapturedLogs:
-    """Every line the process logged during a test: Powertools JSON lines, stdlib records, stdout."""
-
-    def __init__(
-        self, stream: io.StringIO, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        self.stream = stream
-        self.caplog = caplog
-        self.capsys = capsys
-
-    def json_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
-
-    def audit_records(self) -> list[dict[str, Any]]:
-        return [line["audit"] for line in self.json_lines() if line.get("message") == audit.AUDIT_MESSAGE]
-
-    def everything(self) -> str:
-        out, err = self.capsys.readouterr()
-        records = [
-            f"{record.getMessage()} {json.dumps(record.__dict__, default=str)}"
-            for record in self.caplog.records
-        ]
-        return "\n".join([self.stream.getvalue(), out, err, *records])
-
-
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[CapturedLogs]:
-    """Point the Powertools logger's own handler (and formatter) at a buffer; capture stdlib records too."""
-    stream = io.StringIO()
-    handler = audit.get_logger().registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    # Swapped directly: setStream would flush the old stream, which pytest may have closed already.
-    previous, handler.stream = handler.stream, stream
-    caplog.set_level(logging.INFO)  # the level template.yaml deploys with (POWERTOOLS_LOG_LEVEL)
-    try:
-        yield CapturedLogs(stream, caplog, capsys)
-    finally:
-        handler.stream = previous
+    """The lines logged during the test."""
+    with captured_logs(caplog, capsys) as captured:
+        yield captured
 
 
 def assert_no_phi(text: str) -> None:

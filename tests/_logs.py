@@ -1,0 +1,56 @@
+"""Reading what the functions log: the Powertools logger's JSON lines, stdlib records and stdout."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from fhir_api import audit
+
+
+class CapturedLogs:
+    """Every line the process logged during a test: Powertools JSON lines, stdlib records, stdout."""
+
+    def __init__(
+        self, stream: io.StringIO, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        self.stream = stream
+        self.caplog = caplog
+        self.capsys = capsys
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        return [line["audit"] for line in self.json_lines() if line.get("message") == audit.AUDIT_MESSAGE]
+
+    def everything(self) -> str:
+        out, err = self.capsys.readouterr()
+        records = [
+            f"{record.getMessage()} {json.dumps(record.__dict__, default=str)}"
+            for record in self.caplog.records
+        ]
+        return "\n".join([self.stream.getvalue(), out, err, *records])
+
+
+@contextmanager
+def captured_logs(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> Iterator[CapturedLogs]:
+    """Point the Powertools logger's own handler (and formatter) at a buffer; capture stdlib records too."""
+    stream = io.StringIO()
+    handler = audit.get_logger().registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    # Swapped directly: setStream would flush the old stream, which pytest may have closed already.
+    previous, handler.stream = handler.stream, stream
+    caplog.set_level(logging.INFO)  # the level template.yaml deploys with (POWERTOOLS_LOG_LEVEL)
+    try:
+        yield CapturedLogs(stream, caplog, capsys)
+    finally:
+        handler.stream = previous
