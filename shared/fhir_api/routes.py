@@ -103,20 +103,23 @@ def path_parameters(
     params: dict[str, str] = {}
     for index, segment in enumerate(segments):
         if segment.startswith("{") and segment.endswith("+}"):
-            rest = parts[index:]
-            if not rest or rest == [""]:
+            rest = "/".join(parts[index:])
+            if not rest:
                 return None
-            params[segment[1:-2]] = decode("/".join(rest))
+            params[segment[1:-2]] = decode(rest)
             return params
-        if index >= len(parts):
-            return None
-        if segment.startswith("{") and segment.endswith("}"):
-            if not parts[index]:
-                return None
-            params[segment[1:-1]] = decode(parts[index])
-        elif decode(parts[index]) != segment:
+        part = parts[index] if index < len(parts) else None
+        if part is None or not _segment_matches(segment, part, decode, params):
             return None
     return params if len(parts) == len(segments) else None
+
+
+def _segment_matches(segment: str, part: str, decode: Callable[[str], str], params: dict[str, str]) -> bool:
+    """Whether one path segment matches its template segment; a ``{name}`` one records its value."""
+    if segment.startswith("{") and segment.endswith("}"):
+        params[segment[1:-1]] = decode(part)
+        return bool(part)
+    return decode(part) == segment
 
 
 def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
