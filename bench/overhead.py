@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.calls import Bound, Call, CallRecorder, bind, replay
-from local.gateway import LambdaContext
+from local.lambda_runtime import LambdaContext
 
 WARMUP = 10  # untimed rounds before the timed ones
 

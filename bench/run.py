@@ -22,7 +22,8 @@ from fhir_api.settings import get_settings
 from fhir_api.store.dynamo import dynamodb_client
 from local import ROOT, tables
 from local.dynamodb import DynamoDBLocal
-from local.gateway import Gateway, LambdaContext, release_environment
+from local.gateway import Gateway
+from local.lambda_runtime import LambdaContext, release_environment
 from local.stack import start_dynamodb
 from local.template import load_template
 

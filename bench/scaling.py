@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.calls import CallRecorder, items_read
-from local.gateway import LambdaContext
+from local.lambda_runtime import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from local.dynamodb import die_with_parent
-    from local.gateway import Gateway, GatewayServer
+    from local.gateway import Gateway
+    from local.server import GatewayServer
     from local.template import load_template
 
     die_with_parent()

@@ -7,11 +7,22 @@ Everything it keeps lives under ``.local/`` at the repository root.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = ROOT / ".local"
 TEMPLATE_PATH = ROOT / "template.yaml"
+SHARED_DIR = ROOT / "shared"
+
+# The account and region the local stack plays (ARNs, the functions' AWS_REGION).
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
+# The gateway evaluates policies and matches routes with the Lambda layer's code (fhir_api), which
+# Lambda puts on the path as /opt/python; here it is shared/.
+if str(SHARED_DIR) not in sys.path:
+    sys.path.insert(0, str(SHARED_DIR))
 
 
 class LocalError(Exception):

@@ -56,7 +56,8 @@ def serve(port: int, ddb_port: int) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     from local import tables
-    from local.gateway import Gateway, GatewayServer
+    from local.gateway import Gateway
+    from local.server import GatewayServer
 
     tables.table_resources(template)  # a template without the tables fails before anything starts
     with DynamoDBLocal(ddb_port, db_path=LOCAL_DIR / f"data-{ddb_port}") as dynamodb:

@@ -12,7 +12,9 @@ from typing import Any
 
 from local import ROOT, LocalError, issuer, tables
 from local.dynamodb import DynamoDBLocal, free_port
-from local.gateway import Gateway, GatewayServer, release_environment, serve_in_thread
+from local.gateway import Gateway
+from local.lambda_runtime import release_environment
+from local.server import GatewayServer, serve_in_thread
 
 
 def start_dynamodb(db_path: Path | None = None, attempts: int = 3) -> DynamoDBLocal:

@@ -1,43 +1,20 @@
 """template.yaml as plain Python data, for the local gateway, the local tables and the tests.
 
-CloudFormation's short tags (``!Ref X``, ``!Sub "..."``, ``!GetAtt A.B``, ``!If [...]``) become the
-long form CloudFormation itself uses (``{"Ref": "X"}``, ``{"Fn::Sub": "..."}``,
-``{"Fn::GetAtt": ["A", "B"]}``, ``{"Fn::If": [...]}``), so readers handle one shape only.
+cfn-lint's decoder reads the template the way CloudFormation does: the short tags (``!Ref X``,
+``!Sub "..."``, ``!GetAtt A.B``, ``!If [...]``) become the long form (``{"Ref": "X"}``,
+``{"Fn::Sub": "..."}``, ``{"Fn::GetAtt": ["A", "B"]}``, ``{"Fn::If": [...]}``), so readers handle one
+shape only, and a JSON template is read as well as a YAML one.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+from cfnlint.decode import decode_str
 
 from local import TEMPLATE_PATH, LocalError
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """A safe YAML loader that also understands CloudFormation's short-form intrinsic tags."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            # !GetAtt Resource.Attribute.Sub -> ["Resource", "Attribute.Sub"], as CloudFormation reads it.
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        problem = f"unexpected node for !{tag_suffix}"
-        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
-    return {name: value}
-
-
-_TemplateLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: str | Path | None = None) -> dict[str, Any]:
@@ -52,14 +29,14 @@ def load_template(path: str | Path | None = None) -> dict[str, Any]:
         raise LocalError(
             f"{template_path} not found; run from the repository root or pass the template's path"
         ) from None
-    try:
-        # _TemplateLoader is a SafeLoader: it builds plain data only, never Python objects.
-        document = yaml.load(text, Loader=_TemplateLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise LocalError(f"{template_path} is not valid YAML{where} ({problem}); fix the file") from None
+    document, problems = decode_str(text)
+    if problems:
+        first = problems[0]
+        where = f" at line {first.linenumber}" if first.linenumber else ""
+        message = " ".join(str(first.message).split())
+        raise LocalError(f"{template_path} is not valid YAML{where} ({message}); fix the file")
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise LocalError(f"{template_path} has no Resources section; it is not a SAM template")
-    return document
+    # The decoder's nodes carry line marks; readers get plain dicts, lists and strings.
+    plain: dict[str, Any] = json.loads(json.dumps(document, default=str))
+    return plain

@@ -14,7 +14,7 @@ from moto import mock_aws
 from fhir_api.settings import reset_settings
 from local import issuer, tables
 from local.dynamodb import DynamoDBLocal
-from local.gateway import release_environment
+from local.lambda_runtime import release_environment
 from local.template import load_template
 
 

@@ -16,7 +16,7 @@ from fhir_api import audit, errors, interactions, observability
 from fhir_api.http import Request, Response
 from fhir_api.observability import LambdaHandler
 from fhir_api.outcome import error_response, internal_error_response, quote_request_id
-from fhir_api.routes import AUDIT_ACTIONS, ROUTES, Route, route_for_function
+from fhir_api.routes import AUDIT_ACTIONS, Route, match_route, methods_for_path, route_for_function
 from fhir_api.settings import get_settings
 
 
@@ -41,7 +41,7 @@ def make_handler(function: str) -> LambdaHandler:
         served = route or _route_for_path(request)
         try:
             if route is None:
-                response = interactions.unrouted(request, _methods_for_path(request.path), settings)
+                response = interactions.unrouted(request, methods_for_path(request.path), settings)
             else:
                 response = interactions.run(route, request, settings, context)
         except errors.ApiError as exc:
@@ -81,23 +81,6 @@ def _audited_id(request: Request, response: Response) -> str | None:
     return parts[-1] if location and len(parts) == 2 else None
 
 
-def _path_matches(template: str, path: str) -> bool:
-    template_parts = template.strip("/").split("/")
-    path_parts = path.strip("/").split("/")
-    if len(template_parts) != len(path_parts):
-        return False
-    return all(
-        expected == part or (expected.startswith("{") and bool(part))
-        for expected, part in zip(template_parts, path_parts, strict=True)
-    )
-
-
-def _methods_for_path(path: str) -> tuple[str, ...]:
-    return tuple(route.method for route in ROUTES if _path_matches(route.path, path))
-
-
 def _route_for_path(request: Request) -> Route | None:
-    for route in ROUTES:
-        if route.method == request.method and _path_matches(route.path, request.path):
-            return route
-    return None
+    matched = match_route(request.method, request.path)
+    return matched[0] if matched else None

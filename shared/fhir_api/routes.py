@@ -6,6 +6,7 @@ gateway's checks and the tests all read it; template.yaml is checked against it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 API_PREFIX = "/api/fhir"
@@ -84,3 +85,53 @@ def route_for_function(function: str) -> Route:
         if route.function == function:
             return route
     raise KeyError(function)
+
+
+def path_parameters(
+    template: str, path: str, decode: Callable[[str], str] = str
+) -> dict[str, str] | None:
+    """The parameters of ``path`` under the path template ``template``, or None when it does not match.
+
+    ``{name}`` takes one non-empty segment, ``{name+}`` the rest of the path (at least one segment).
+    A trailing ``/`` is ignored. ``decode`` turns a raw segment into its value (``unquote`` for a path
+    still URL-encoded): segments are split first, so an encoded ``/`` stays inside its segment.
+    """
+    parts = path.split("/")[1:] if path.startswith("/") else path.split("/")
+    if len(parts) > 1 and parts[-1] == "":
+        parts = parts[:-1]
+    segments = [segment for segment in template.split("/") if segment]
+    params: dict[str, str] = {}
+    for index, segment in enumerate(segments):
+        if segment.startswith("{") and segment.endswith("+}"):
+            rest = "/".join(parts[index:])
+            if not rest:
+                return None
+            params[segment[1:-2]] = decode(rest)
+            return params
+        part = parts[index] if index < len(parts) else None
+        if part is None or not _segment_matches(segment, part, decode, params):
+            return None
+    return params if len(parts) == len(segments) else None
+
+
+def _segment_matches(segment: str, part: str, decode: Callable[[str], str], params: dict[str, str]) -> bool:
+    """Whether one path segment matches its template segment; a ``{name}`` one records its value."""
+    if segment.startswith("{") and segment.endswith("}"):
+        params[segment[1:-1]] = decode(part)
+        return bool(part)
+    return decode(part) == segment
+
+
+def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route serving ``method path`` and its path parameters, or None when no route does."""
+    for route in ROUTES:
+        if route.method == method:
+            params = path_parameters(route.path, path)
+            if params is not None:
+                return route, params
+    return None
+
+
+def methods_for_path(path: str) -> tuple[str, ...]:
+    """The methods the API serves on ``path`` (empty when it serves none)."""
+    return tuple(route.method for route in ROUTES if path_parameters(route.path, path) is not None)

@@ -13,7 +13,7 @@ import pytest
 from fhir_api.settings import reset_settings
 from local import tables
 from local.dynamodb import DynamoDBLocal
-from local.gateway import release_environment
+from local.lambda_runtime import release_environment
 
 
 @dataclass

@@ -10,21 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from fhir_api.handler import make_handler
 from fhir_api.routes import route_for_function
+from local.lambda_runtime import LambdaContext
 from tests._examples import SEED_ENCOUNTER
-
-
-class LambdaContext:
-    """The parts of a Lambda context the handlers read."""
-
-    function_name = "integration"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:integration"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @dataclass
@@ -75,7 +62,7 @@ def call(
             "authorizer": {"principalId": sub, "sub": sub, "roles": roles},
         },
     }
-    result = handler(event, LambdaContext())
+    result = handler(event, LambdaContext("integration", str(uuid.uuid4())))
     text = result.get("body") or ""
     return Answer(result["statusCode"], result.get("headers") or {}, text, json.loads(text) if text else None)
 

@@ -23,6 +23,12 @@ def handler(event, context):
             "body": base64.b64encode(bytes([0, 255, 1])).decode(), "isBase64Encoded": True}
 """
 
+# A function answering a patient's record instead of a proxy result.
+NOT_PROXY = """
+def handler(event, context):
+    return {"resourceType": "Patient", "name": [{"family": "Chalmers"}]}
+"""
+
 CRASH = """
 def handler(event, context):
     raise RuntimeError("boom")
@@ -81,7 +87,14 @@ def _api_event(path: str, method: str, auth: bool = True) -> dict[str, Any]:
 
 def write_fake_api(root: Path, reauthorize_every: int = 300) -> dict[str, Any]:
     """Write the fake functions under ``root/functions`` and return the template that serves them."""
-    for folder, source in (("echo", ECHO), ("binary", BINARY), ("crash", CRASH), ("authorizer", AUTHORIZER)):
+    sources = {
+        "echo": ECHO,
+        "binary": BINARY,
+        "crash": CRASH,
+        "not_proxy": NOT_PROXY,
+        "authorizer": AUTHORIZER,
+    }
+    for folder, source in sources.items():
         (root / "functions" / folder).mkdir(parents=True, exist_ok=True)
         (root / "functions" / folder / "app.py").write_text(textwrap.dedent(source), encoding="utf-8")
     resources: dict[str, Any] = {
@@ -141,6 +154,9 @@ def write_fake_api(root: Path, reauthorize_every: int = 300) -> dict[str, Any]:
     resources["FallbackFunction"]["Properties"]["Environment"] = {"Variables": {"FALLBACK_FLAG": "on"}}
     resources.update(_function("BinaryFunction", "binary", {"Get": _api_event("/binary", "GET", auth=False)}))
     resources.update(_function("CrashFunction", "crash", {"Get": _api_event("/crash", "GET", auth=False)}))
+    resources.update(
+        _function("NotProxyFunction", "not_proxy", {"Get": _api_event("/not-proxy", "GET", auth=False)})
+    )
     return {
         "Parameters": {"Stage": {"Type": "String", "Default": "Prod"}},
         "Globals": {"Function": {"Environment": {"Variables": {"GLOBAL_FLAG": "yes"}}}},

@@ -8,7 +8,6 @@ import copy
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from fhir_api import audit
 from fhir_api.auth import authorizer
 from fhir_api.auth.tokens import InvalidToken, Principal
 from fhir_api.settings import reset_settings
+from local.lambda_runtime import LambdaContext
 from tests._logs import CapturedLogs, captured_logs
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -124,7 +124,7 @@ def test_every_routes_action_is_an_audit_action() -> None:
 # --- the authorizer's refusals -----------------------------------------------------------------------
 
 
-LAMBDA_CONTEXT = SimpleNamespace(aws_request_id="inv-9", function_name="AuthorizerFunction")
+LAMBDA_CONTEXT = LambdaContext("AuthorizerFunction", "inv-9")
 
 
 def authorizer_event(method: str, path: str) -> dict[str, Any]:
@@ -220,16 +220,8 @@ def test_claims_of_a_verified_token_are_not_logged(
 # --- the functions: PHI in, none in the logs ---------------------------------------------------------
 
 
-def lambda_context(function: str) -> SimpleNamespace:
-    return SimpleNamespace(
-        function_name=function,
-        function_version="$LATEST",
-        memory_limit_in_mb=256,
-        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function}",
-        aws_request_id=f"{function}-invocation",
-        log_group_name=f"/aws/lambda/{function}",
-        log_stream_name="stream",
-    )
+def lambda_context(function: str) -> LambdaContext:
+    return LambdaContext(function, f"{function}-invocation")
 
 
 def sample_event(name: str) -> dict[str, Any]:

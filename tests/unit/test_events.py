@@ -24,6 +24,7 @@ from fhir_api.auth.tokens import reset_jwks_client
 from fhir_api.routes import ROUTES, routes_for_roles
 from fhir_api.settings import reset_settings
 from local import issuer
+from local.lambda_runtime import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -50,22 +51,6 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "patient_vread": (200, "Patient"),
     "fallback": (405, "OperationOutcome"),
 }
-
-
-@dataclass(frozen=True)
-class FakeLambdaContext:
-    """The parts of the Lambda context object that Powertools reads."""
-
-    function_name: str
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "4d0f0b66-0000-4000-8000-000000000001"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}:live"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 15_000
 
 
 @dataclass(frozen=True)
@@ -99,7 +84,7 @@ def load_event(name: str, seeded: Seeded | None = None) -> dict[str, Any]:
 
 def invoke(name: str, seeded: Seeded | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
     """Run the function of events/<name>.json on its event: status, headers and the JSON body."""
-    answer = load_handler(name)(load_event(name, seeded), FakeLambdaContext(name))
+    answer = load_handler(name)(load_event(name, seeded), LambdaContext(name))
     assert answer["isBase64Encoded"] is False
     body = json.loads(answer["body"]) if answer["body"] else {}
     return answer["statusCode"], answer["headers"], body
@@ -241,7 +226,7 @@ def test_the_authorizer_refuses_the_placeholder_token_of_its_event(jwks_issuer: 
     event = load_event("authorizer")
     # When the authorizer gets it
     with pytest.raises(Exception, match="^Unauthorized$"):
-        load_handler("authorizer")(event, FakeLambdaContext("authorizer"))
+        load_handler("authorizer")(event, LambdaContext("authorizer"))
     # Then API Gateway is told "Unauthorized", its 401
 
 
@@ -250,7 +235,7 @@ def test_the_authorizer_allows_every_route_of_the_tokens_role(jwks_issuer: Any) 
     event = load_event("authorizer")
     event["authorizationToken"] = "Bearer " + issuer.mint("admin", sub="clinic-admin", key=jwks_issuer)
     # When the authorizer gets it
-    answer = load_handler("authorizer")(event, FakeLambdaContext("authorizer"))
+    answer = load_handler("authorizer")(event, LambdaContext("authorizer"))
     # Then the policy allows every route an admin may call, so a cached answer fits any of them
     assert answer["principalId"] == "clinic-admin"
     assert answer["context"] == {"sub": "clinic-admin", "roles": "admin"}

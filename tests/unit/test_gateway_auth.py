@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from gateway_fakes import write_fake_api
 
-from local.gateway import Gateway, HttpRequest, HttpResponse, method_arn, policy_allows
+from fhir_api.auth.iam import is_allowed as policy_allows
+from local.authorizer_cache import method_arn
+from local.gateway import Gateway
+from local.http_messages import HttpRequest, HttpResponse
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:api1/Prod/GET/api/fhir/Encounter/42"
 
@@ -42,7 +45,7 @@ def call(gateway: Gateway, method: str, path: str, token: str | None, **headers:
 
 
 def authorizer_calls(gateway: Gateway) -> list[dict[str, str]]:
-    module = gateway._modules["AuthorizerFunction"]
+    module = gateway.functions.modules["AuthorizerFunction"]
     assert module.__name__ in sys.modules
     return module.CALLS  # type: ignore[no-any-return]
 
@@ -101,7 +104,7 @@ def test_missing_token_is_401_with_www_authenticate_without_calling_the_authoriz
     assert body["error"] == "Unauthorized"
     assert body["type"] == "UNAUTHORIZED"
     assert body["id"]
-    assert "AuthorizerFunction" not in gateway._modules
+    assert "AuthorizerFunction" not in gateway.functions.modules
 
 
 def test_authorizer_unauthorized_is_401(gateway: Gateway) -> None:

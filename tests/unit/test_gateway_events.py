@@ -13,7 +13,9 @@ import pytest
 from gateway_fakes import write_fake_api
 
 from local import issuer
-from local.gateway import MAX_BODY_BYTES, ApiDefinition, Gateway, HttpRequest, HttpResponse
+from local.api_model import ApiDefinition
+from local.gateway import Gateway
+from local.http_messages import MAX_BODY_BYTES, HttpRequest, HttpResponse
 
 
 @pytest.fixture

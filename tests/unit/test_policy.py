@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from fhir_api.auth import authorizer, policy
 from fhir_api.auth.policy import api_arn_prefix, build_policy, is_allowed, match_route, route_pattern
 from fhir_api.auth.tokens import InvalidToken, Principal
 from fhir_api.routes import ROLE_INTERACTIONS, ROUTES, Route, routes_for_roles
+from local.lambda_runtime import LambdaContext
 
 PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/Prod"
 ROLES = [*sorted(ROLE_INTERACTIONS), "receptionist"]
@@ -181,7 +181,7 @@ def authorizer_event(route: Route, token: str | None = "Bearer header.payload.si
     return event
 
 
-LAMBDA_CONTEXT = SimpleNamespace(aws_request_id="inv-1", function_name="AuthorizerFunction")
+LAMBDA_CONTEXT = LambdaContext("AuthorizerFunction", "inv-1")
 
 
 def test_the_authorizer_answers_a_policy_and_context(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,12 +11,14 @@ not call, that route gets an explicit Deny, which IAM lets win over any Allow.
 from __future__ import annotations
 
 import re
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
+from fhir_api import routes
+from fhir_api.auth.iam import ACTION, is_allowed
+from fhir_api.auth.iam import wildcard_match as _wildcard_match
 from fhir_api.routes import ROLE_INTERACTIONS, ROUTES, Route, routes_for_roles
 
-ACTION = "execute-api:Invoke"
 _PATH_PARAM = re.compile(r"\{[^}/]+\}")
 _SAMPLE_VALUE = "x1"
 
@@ -61,20 +63,6 @@ def build_policy(
     return answer
 
 
-def is_allowed(policy_document: dict[str, Any], arn: str) -> bool:
-    """IAM's verdict on invoking ``arn``: an explicit Deny wins, then an Allow, otherwise deny."""
-    allowed = False
-    for statement in policy_document.get("Statement", []):
-        actions = _as_list(statement.get("Action"))
-        if not any(_wildcard_match(action, ACTION) for action in actions):
-            continue
-        if any(_wildcard_match(resource, arn) for resource in _as_list(statement.get("Resource"))):
-            if statement.get("Effect") == "Deny":
-                return False
-            allowed = allowed or statement.get("Effect") == "Allow"
-    return allowed
-
-
 def match_route(method_arn: str) -> tuple[Route, dict[str, str]] | None:
     """The route a methodArn calls and its path parameters, or None when no route matches."""
     try:
@@ -82,13 +70,7 @@ def match_route(method_arn: str) -> tuple[Route, dict[str, str]] | None:
     except ValueError:
         return None
     method, _, path = method_arn[len(prefix) + 1 :].partition("/")
-    for route in ROUTES:
-        if route.method != method:
-            continue
-        found = _route_regex(route).fullmatch("/" + path)
-        if found:
-            return route, found.groupdict()
-    return None
+    return routes.match_route(method, "/" + path)
 
 
 @lru_cache(maxsize=64)
@@ -115,27 +97,6 @@ def _sample(route: Route) -> str:
     return f"{route.method}{_PATH_PARAM.sub(_SAMPLE_VALUE, route.path)}"
 
 
-@cache
-def _route_regex(route: Route) -> re.Pattern[str]:
-    parts = _PATH_PARAM.split(route.path)
-    names = [name[1:-1] for name in _PATH_PARAM.findall(route.path)]
-    pattern = re.escape(parts[0])
-    for name, part in zip(names, parts[1:], strict=True):
-        pattern += f"(?P<{name}>[^/]+)" + re.escape(part)
-    return re.compile(pattern)
-
-
 def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
     return {"Effect": effect, "Action": ACTION, "Resource": resources}
 
-
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [str(item) for item in value or []]
-
-
-def _wildcard_match(pattern: str, value: str) -> bool:
-    """IAM resource matching: ``*`` is any run of characters (``/`` included), ``?`` is one."""
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
