@@ -1,6 +1,6 @@
 """The Encounter status lifecycle: the one table of the status moves an update may make.
 
-FHIR R4 Encounter.status (value set ``encounter-status``). The table follows DESIGN.md:
+FHIR R4 Encounter.status (value set ``encounter-status``). The table:
 planned -> arrived -> triaged -> in-progress <-> onleave -> finished, forward only, steps may be
 skipped (so ``onleave`` sits after ``in-progress`` on the path and may be reached by skipping it);
 ``cancelled`` only from planned, arrived or triaged; ``finished`` and ``cancelled`` are final except

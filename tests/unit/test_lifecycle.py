@@ -1,4 +1,4 @@
-"""The Encounter status lifecycle table against the rules of DESIGN.md."""
+"""The Encounter status lifecycle table against the lifecycle this server documents."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from fhir_api.lifecycle import STATUS_MOVES, STATUS_ORDER, allowed_moves, can_move
 from fhir_api.terminology import ENCOUNTER_STATUS
 
-# DESIGN.md's path: planned -> arrived -> triaged -> in-progress <-> onleave -> finished
+# The documented path: planned -> arrived -> triaged -> in-progress <-> onleave -> finished
 PATH = ("planned", "arrived", "triaged", "in-progress", "onleave", "finished")
 STATUSES = sorted(ENCOUNTER_STATUS.codes)
 
