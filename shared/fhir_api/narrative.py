@@ -73,6 +73,7 @@ ALLOWED_ELEMENTS: Mapping[str, frozenset[str]] = _table(
     }
 )
 
+_ALLOWED = dict(ALLOWED_ELEMENTS)  # a plain dict: read once per element
 _URL_ATTRIBUTES = frozenset({"href", "src", "longdesc", "cite", "usemap"})
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel", "urn", "cid"})
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
@@ -107,6 +108,7 @@ def _check(text: str) -> None:
         raise _Refused("invariant", "CDATA sections are not allowed in a narrative (txt-1)")
     checker = _Checker()
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    parser.buffer_text = True  # one callback per run of text, not per line
     parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = checker.doctype
     parser.EntityDeclHandler = checker.entity
@@ -163,7 +165,7 @@ class _Checker:
             raise _Refused("invariant", "this comment would be read as markup by a browser (txt-1)")
 
     def characters(self, data: str) -> None:
-        if data.strip():
+        if not self.content and not data.isspace():
             self.content = True
 
     def end(self, _name: str) -> None:
@@ -171,6 +173,16 @@ class _Checker:
 
     def start(self, name: str, attributes: dict[str, str]) -> None:
         namespace, _, local = name.rpartition(" ")
+        allowed = _ALLOWED.get(local)
+        if (
+            namespace == XHTML_NAMESPACE
+            and allowed is not None
+            and self.depth
+            and not attributes
+            and local != "img"
+        ):
+            self.depth += 1  # the common case: a plain element inside the div
+            return
         if namespace != XHTML_NAMESPACE:
             where = f"<{local}> in namespace {namespace!r}" if namespace else f"<{local}> without a namespace"
             if self.depth == 0:
@@ -179,7 +191,6 @@ class _Checker:
             raise _Refused("invariant", f"{where}: every element must be XHTML ({XHTML_NAMESPACE}) (txt-1)")
         if self.depth == 0 and local != "div":
             raise _Refused("invariant", f"the root element must be <div>, not <{_short(local)}>")
-        allowed = ALLOWED_ELEMENTS.get(local)
         if allowed is None:
             raise _Refused("invariant", f"<{_short(local)}> is not allowed in a narrative (txt-1)")
         for attribute, value in attributes.items():
