@@ -14,10 +14,11 @@ refused outright, and so is any entity but XML's five and character references (
 is ``&#160;`` in FHIR). CDATA and odd comments (``<!-->``) are refused because a browser's HTML parser
 reads them differently from XML, which would let markup the XML parser sees as text become live.
 
-Beyond the schema, this server refuses URLs that run code or smuggle documents (``javascript:``,
-``vbscript:``, ``data:`` except an image's ``data:image/...`` other than SVG) and styles that fetch
-or run something (``url(``, ``expression(``, ``javascript:``, CSS escapes, ``@import``): a narrative
-shows what the resource says, and a clinician's browser must not act on it.
+Beyond the schema, URLs (href, src, cite, longdesc, usemap) must be relative or http(s), mailto, tel,
+urn or cid: no ``javascript:``, ``vbscript:`` or ``data:`` (an image may be an inline PNG, GIF, JPEG,
+WebP or BMP, never SVG); styles must not fetch or run anything (``url(``, ``expression(``,
+``javascript:``, ``@import``, CSS escapes): a narrative shows what the resource says, and a
+clinician's browser must not act on it.
 
 Public API
 ----------

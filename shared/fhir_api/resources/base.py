@@ -52,9 +52,10 @@ def shared_safety_rules(resource_type: str) -> tuple[SafetyRule, ...]:
         SafetyRule(
             f"{resource_type}.text.div",
             "a narrative with active content or outside FHIR's XHTML subset (txt-1, txt-2): scripts, "
-            "event attributes, javascript:/vbscript:/data: links (data: images excepted), iframes, objects, "
-            "forms, styles with url() or expression(), DOCTYPE, entities, processing instructions, CDATA, "
-            "anything after the closing div; contained resources' narratives alike",
+            "event attributes, URLs other than relative, http(s), mailto, tel, urn or cid (javascript:, "
+            "vbscript:, data: but raster images), iframes, objects, forms, styles with url() or "
+            "expression(), DOCTYPE, entities, processing instructions, CDATA, anything after the closing "
+            "div; contained resources' narratives alike",
             400,
             "Narratives are shown as HTML in clinicians' browsers; active content there would run with their "
             "session and could read or change any patient's record.",
