@@ -2,7 +2,8 @@
 
 Generated, never hand-written: interactions come from ``routes.ROUTES``, the security description
 from ``routes.ROLE_INTERACTIONS``, search parameters from each resource definition's table
-(``search.definitions``), so the statement cannot drift from what the code does.
+(``search.definitions``), each resource's documentation from its ``SAFETY_RULES``
+(``fhir_api.resources``), so the statement cannot drift from what the code does.
 
 Usage::
 
@@ -50,6 +51,15 @@ class ResourceDefinition(Protocol):
     @property
     def conditional_create(self) -> bool: ...
 
+    @property
+    def safety_rules(self) -> Sequence[SafetyRule]: ...
+
+
+class SafetyRule(Protocol):
+    """A rule refusing valid R4 for the clinic's safety (``fhir_api.resources.base.SafetyRule``)."""
+
+    def describe(self) -> str: ...
+
 
 def _interactions(resource_type: str) -> list[str]:
     found = {route.interaction for route in ROUTES if route.resource_type == resource_type}
@@ -80,6 +90,12 @@ def _search_param(parameter: SearchParameter) -> dict[str, Any]:
     return entry
 
 
+def _safety_documentation(rules: Sequence[SafetyRule]) -> str:
+    lines = ["Clinical-safety rules: what this server refuses beyond FHIR R4's own rules, and why.", ""]
+    lines += [f"- {rule.describe()}" for rule in rules]
+    return "\n".join(lines)
+
+
 def _resource(definition: ResourceDefinition) -> dict[str, Any]:
     resource_type = definition.resource_type
     entry: dict[str, Any] = {
@@ -95,6 +111,8 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
     }
+    if definition.safety_rules:
+        entry["documentation"] = _safety_documentation(definition.safety_rules)
     parameters = [_search_param(parameter) for parameter in definition.search_parameters.values()]
     if parameters:
         entry["searchParam"] = parameters

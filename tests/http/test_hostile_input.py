@@ -396,3 +396,69 @@ def test_a_malformed_idempotency_key_is_refused(client: Client, patient_id: str,
     if response.status_code != 201:
         assert_outcome(response, 400, f"Idempotency-Key {key!r}")
     assert client.encounters_of(patient_id) == (1 if response.status_code == 201 else 0)
+
+
+XHTML_DIV = '<div xmlns="http://www.w3.org/1999/xhtml">'
+HOSTILE_NARRATIVES = {
+    "script": XHTML_DIV + "<p>Seen</p><script>fetch('/api/fhir/Patient')</script></div>",
+    "event handler": XHTML_DIV + '<img src="x" onerror="alert(document.cookie)"/></div>',
+    "javascript: link": XHTML_DIV + '<a href="java&#x09;script:alert(1)">notes</a></div>',
+    "iframe": XHTML_DIV + 'Seen<iframe src="https://evil.example/"/></div>',
+    "style url()": XHTML_DIV + '<span style="background:url(https://evil.example/t.gif)">Seen</span></div>',
+    "markup after the div": XHTML_DIV + "Seen</div><script>alert(1)</script>",
+    "entity expansion": '<!DOCTYPE d [<!ENTITY a "aaaaaaaa">]>' + XHTML_DIV + "&a;&a;</div>",
+    "CDATA read as markup": XHTML_DIV + "<![CDATA[><img src=x onerror=alert(1)>]]></div>",
+    "no XHTML namespace": "<div>Seen</div>",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_NARRATIVES))
+def test_a_narrative_with_active_content_is_refused_and_nothing_stored(
+    client: Client, patient_id: str, case: str
+) -> None:
+    # Given an encounter and a patient whose narratives (one of them contained) carry the attack
+    div = HOSTILE_NARRATIVES[case]
+    family = f"Narrative-{uuid.uuid4().hex[:12]}"
+    bodies = {
+        "Encounter": encounter(patient_id, text={"status": "generated", "div": div}),
+        "Patient": {
+            "resourceType": "Patient",
+            "name": [{"family": family}],
+            "contained": [
+                {"resourceType": "Organization", "id": "o1", "text": {"status": "generated", "div": div}}
+            ],
+            "managingOrganization": {"reference": "#o1"},
+        },
+    }
+    expected = {"Encounter": "Encounter.text.div", "Patient": "Patient.contained[0].text.div"}
+
+    for resource_type, body in bodies.items():
+        # When it is POSTed through the gateway
+        response = client.send("POST", resource_type, json.dumps(body), Content_Type=FHIR_JSON)
+
+        # Then it is a 400 OperationOutcome naming the narrative
+        outcome = assert_outcome(response, 400, f"{resource_type} {case}")
+        expressions = [item for issue in outcome["issue"] for item in issue.get("expression", [])]
+        assert expressions == [expected[resource_type]], expressions
+
+    # And nothing was stored
+    assert client.encounters_of(patient_id) == 0
+    patients = client.get("Patient", {"family": family, "_summary": "count"})
+    assert patients.status_code == 200 and patients.json()["total"] == 0, patients.text
+
+
+def test_a_formatted_narrative_is_stored_and_served_verbatim(client: Client, patient_id: str) -> None:
+    # Given an encounter whose narrative uses tables, styles, links and an inline image
+    div = (
+        XHTML_DIV + '<table class="grid"><tr><td style="color: gray">Seen by</td><td><a href="#p">Dr</a>'
+        '</td></tr></table><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="A"/>&#160;&amp;</div>'
+    )
+    body = encounter(patient_id, text={"status": "generated", "div": div})
+
+    # When it is created and read back
+    created = client.send("POST", "Encounter", json.dumps(body), Content_Type=FHIR_JSON)
+    assert created.status_code == 201, created.text
+    read = client.get(f"Encounter/{created.json()['id']}")
+
+    # Then the narrative comes back exactly as sent
+    assert read.status_code == 200 and read.json()["text"]["div"] == div

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -175,10 +176,22 @@ def test_an_identifier_moves_between_patients_only_once_released(
         ({"birthDate": "2999-01-01"}, 422, "Patient.birthDate"),
         ({"nickname": "Pete"}, 400, "Patient.nickname"),
         ({"identifier": [{"system": "not a uri", "value": "1"}]}, 400, "Patient.identifier[0].system"),
-        ({"identifier": [{"system": "local-mrn", "value": "1"}]}, 422, "Patient.identifier[0].system"),
-        ({"identifier": [{"system": MRN}]}, 422, "Patient.identifier[0]"),
-        ({"telecom": [{"system": "email", "value": "no-at-sign"}]}, 422, "Patient.telecom[0]"),
-        ({"telecom": [{"system": "phone", "value": "call me"}]}, 422, "Patient.telecom[0]"),
+        ({"telecom": [{"value": "call me"}]}, 422, "Patient.telecom[0].system"),
+        (
+            {
+                "text": {
+                    "status": "generated",
+                    "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script/>x</div>',
+                }
+            },
+            400,
+            "Patient.text.div",
+        ),
+        (
+            {"text": {"status": "generated", "div": "<div>Peter</div><img src=x onerror=alert(1)>"}},
+            400,
+            "Patient.text.div",
+        ),
         ({"telecom": [{"system": "pigeon", "value": "x"}]}, 400, "Patient.telecom[0].system"),
         ({"active": "true"}, 400, "Patient.active"),
     ],
@@ -192,3 +205,25 @@ def test_refused_patients_name_the_element_and_store_nothing(
     expressions = [item for issue in answer.body["issue"] for item in issue.get("expression", [])]
     assert any(item.startswith(expression) for item in expressions), expressions
     assert found(family="refused") == []
+
+
+def test_identifiers_without_a_value_or_a_system_are_kept_searchable_and_claim_nothing() -> None:
+    # Given two patients with the same value-less identifier and the same system-less one (valid R4),
+    # and a third with a full identifier of that system
+    system = f"http://clinic.example/mrn/{uuid.uuid4()}"
+    loose = [{"use": "old", "system": system}, {"value": f"X-{system[-8:]}"}]
+    first = post({"identifier": loose, "name": [{"family": "Loose"}]})
+    second = post({"identifier": loose, "name": [{"family": "Loose"}]})
+    full = post({"identifier": [{"system": system, "value": "7"}], "name": [{"family": "Full"}]})
+
+    # Then all three are stored as sent: neither loose identifier claims uniqueness
+    assert [answer.status for answer in (first, second, full)] == [201, 201, 201], first.text
+    assert first.body["identifier"] == loose
+    ids = [first.body["id"], second.body["id"]]
+
+    # And each is found as far as it goes: by its system alone, by its value alone, with no system
+    assert sorted(found(identifier=f"{system}|")) == sorted([*ids, full.body["id"]])
+    assert sorted(found(identifier=f"X-{system[-8:]}")) == sorted(ids)
+    assert sorted(found(identifier=f"|X-{system[-8:]}")) == sorted(ids)
+    assert found(identifier=f"{system}|X-{system[-8:]}") == []
+    assert found(identifier=f"{system}|7") == [full.body["id"]]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from fhir_api.capability import capability_statement
+from fhir_api.resources import DEFINITIONS, encounter, patient
+from fhir_api.resources.base import SafetyRule
 from fhir_api.routes import ROLE_INTERACTIONS, ROUTES
 from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, PATIENT_PARAMETERS
 from fhir_api.search.parameters import SearchParameter
@@ -22,12 +26,14 @@ class Definition:
     resource_type: str
     search_parameters: Mapping[str, SearchParameter]
     conditional_create: bool
+    safety_rules: tuple[SafetyRule, ...] = ()
 
 
 RESOURCES = [
-    Definition("Encounter", ENCOUNTER_PARAMETERS, False),
-    Definition("Patient", PATIENT_PARAMETERS, True),
+    Definition("Encounter", ENCOUNTER_PARAMETERS, False, encounter.SAFETY_RULES),
+    Definition("Patient", PATIENT_PARAMETERS, True, patient.SAFETY_RULES),
 ]
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_statement_is_a_valid_r4_capability_statement() -> None:
@@ -79,3 +85,30 @@ def test_security_describes_every_role_from_the_role_table() -> None:
 
 def test_date_can_be_fixed() -> None:
     assert capability_statement(BASE, RESOURCES, date="2024-01-01")["date"] == "2024-01-01"
+
+
+def test_each_resource_documents_its_clinical_safety_rules() -> None:
+    # When the statement is built from the served resource definitions
+    statement = capability_statement(BASE, list(DEFINITIONS.values()))
+
+    # Then each resource's documentation lists every rule of its table, one line each, and nothing else
+    for resource in statement["rest"][0]["resource"]:
+        rules = DEFINITIONS[resource["type"]].safety_rules
+        lines = [line for line in resource["documentation"].splitlines() if line.startswith("- ")]
+        assert lines == [f"- {rule.describe()}" for rule in rules]
+        assert rules and all(rule.element.startswith(resource["type"]) for rule in rules)
+        assert all(rule.status in (400, 409, 422) and rule.reason for rule in rules)
+
+
+def test_the_readme_lists_exactly_the_clinical_safety_rules_of_the_code() -> None:
+    # Given the README's section on clinical-safety rules
+    text = README.read_text(encoding="utf-8")
+    section = re.search(r"^## Clinical-safety rules\n(.*?)(?=^## )", text, re.DOTALL | re.MULTILINE)
+    assert section is not None, "README.md has no '## Clinical-safety rules' section"
+    listed = [line for line in section.group(1).splitlines() if line.startswith("- ")]
+
+    # Then it lists each rule of every resource table, in order, word for word
+    expected = [
+        f"- {rule.describe()}" for definition in DEFINITIONS.values() for rule in definition.safety_rules
+    ]
+    assert listed == expected

@@ -30,10 +30,51 @@ class SearchPlan:
     in_memory_sort: tuple[str, bool] | None = None
 
 
+@dataclass(frozen=True)
+class SafetyRule:
+    """A refusal of a resource FHIR R4 would accept (or an R4 invariant this server names on its own),
+    kept because it protects the clinic. Each resource module's ``SAFETY_RULES`` is the one list: the
+    CapabilityStatement documents it and a test holds the README to it."""
+
+    element: str  # FHIRPath of the element the rule is about
+    refused: str  # what is refused
+    status: int  # the HTTP status of the answer
+    reason: str  # why the clinic is better off with the refusal
+
+    def describe(self) -> str:
+        """One line of Markdown: the element, what is refused, the status, why."""
+        return f"`{self.element}` — {self.refused} — **{self.status}** — {self.reason}"
+
+
+def shared_safety_rules(resource_type: str) -> tuple[SafetyRule, ...]:
+    """The rules every resource type shares: its narratives, and how deep a body may nest."""
+    return (
+        SafetyRule(
+            f"{resource_type}.text.div",
+            "a narrative with active content or outside FHIR's XHTML subset (txt-1, txt-2): scripts, "
+            "event attributes, URLs other than relative, http(s), mailto, tel, urn or cid (javascript:, "
+            "vbscript:, data: but raster images), iframes, objects, forms, styles with url() or "
+            "expression(), DOCTYPE, entities, processing instructions, CDATA, anything after the closing "
+            "div; contained resources' narratives alike",
+            400,
+            "Narratives are shown as HTML in clinicians' browsers; active content there would run with their "
+            "session and could read or change any patient's record.",
+        ),
+        SafetyRule(
+            resource_type,
+            "JSON objects nested more than 64 deep",
+            400,
+            "No FHIR resource nests so deep; the limit keeps a crafted body from exhausting the function "
+            "that every clinic user depends on.",
+        ),
+    )
+
+
 class ResourceDefinition(ABC):
     """The base of Encounter's and Patient's definitions; all but ``plan`` have a neutral default."""
 
     resource_type: str = ""
+    safety_rules: tuple[SafetyRule, ...] = ()
     search_parameters: dict[str, SearchParameter] = {}
     sort_parameters: tuple[str, ...] = ()
     conditional_create: bool = False

@@ -15,10 +15,12 @@ from fhir_api import fhirtime
 from fhir_api.resources.base import (
     IdLookup,
     ResourceDefinition,
+    SafetyRule,
     SearchPlan,
     all_groups_match,
     intersection,
     shard_of,
+    shared_safety_rules,
 )
 from fhir_api.search import dates, tokens
 from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, ENCOUNTER_SORTS
@@ -37,12 +39,57 @@ def subject_id(resource: dict[str, Any]) -> str:
     return patient_reference_id((resource.get("subject") or {}).get("reference")) or ""
 
 
+# Every refusal of an Encounter beyond FHIR R4's own rules, and why it stays.
+SAFETY_RULES: tuple[SafetyRule, ...] = (
+    SafetyRule(
+        "Encounter.subject",
+        "missing (FHIR allows 0..1)",
+        400,
+        "An encounter without a patient belongs to nobody's history: it cannot be found, reviewed or billed.",
+    ),
+    SafetyRule(
+        "Encounter.subject",
+        "anything but a literal `Patient/{id}` of a patient this server holds (contained, absolute, "
+        "versioned, identifier-only or other-type references)",
+        422,
+        "The patient is checked in the write's own transaction, so no encounter points at a record that "
+        "does not exist or that this server cannot check.",
+    ),
+    SafetyRule(
+        "Encounter.period",
+        "an end wholly before the start, in the encounter's period and in those of statusHistory, "
+        "classHistory, participant and location (FHIR's per-1)",
+        422,
+        "A visit that ends before it starts lands in the wrong place on the patient's timeline and in date "
+        "searches.",
+    ),
+    SafetyRule(
+        "Encounter.class",
+        "a code of the v3-ActCode system that is not an ActEncounterCode (R4's binding is extensible)",
+        422,
+        "In that system anything else is a typo or a code of another kind (e.g. `amb`, `EMERG`); the "
+        "encounter would drop out of class searches such as today's emergency visits.",
+    ),
+    SafetyRule(
+        "Encounter.status",
+        "an update outside the lifecycle planned -> arrived -> triaged -> in-progress <-> onleave -> "
+        "finished (cancelled only before in-progress; finished and cancelled final; any to "
+        "entered-in-error; known never back to unknown)",
+        422,
+        "What happened to a patient is not rewritten: a finished visit cannot be reopened or cancelled, and "
+        "a mistake is marked entered-in-error, which every reader sees.",
+    ),
+    *shared_safety_rules("Encounter"),
+)
+
+
 class EncounterDefinition(ResourceDefinition):
     """The Encounter resource."""
 
     resource_type = "Encounter"
     search_parameters = ENCOUNTER_PARAMETERS
     sort_parameters = ENCOUNTER_SORTS
+    safety_rules = SAFETY_RULES
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """Required elements, subject, period order, class codes and the status lifecycle."""

@@ -12,7 +12,9 @@ item of its own in the Patients table, found through ``term-index`` (``term`` ->
 | all|<id>                              | all                    | <id>                  | no     |
 
 A unique term is a claim: a second patient with the same identifier system and value is refused in
-the same transaction that would store it.
+the same transaction that would store it. An identifier without a system is stored under
+``identifier||<value>|<id>`` and claims nothing; one without a value has no term of its own and is
+found by ``identifier=<system>|`` through the resources themselves.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_api import fhirtime
-from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan, all_groups_match, intersection
+from fhir_api.resources.base import (
+    IdLookup,
+    ResourceDefinition,
+    SafetyRule,
+    SearchPlan,
+    all_groups_match,
+    intersection,
+    shared_safety_rules,
+)
 from fhir_api.search import dates, tokens
 from fhir_api.search.definitions import PATIENT_PARAMETERS, PATIENT_SORTS
 from fhir_api.search.parameters import SearchQuery
@@ -31,6 +41,33 @@ from fhir_api.store.types import IndexQuery, StoredResource, Term
 NAME_PARAMETERS = ("family", "given", "name")
 GENDER_SYSTEM = PATIENT_PARAMETERS["gender"].system
 
+# Every refusal of a Patient beyond FHIR R4's own rules, and why it stays.
+SAFETY_RULES: tuple[SafetyRule, ...] = (
+    SafetyRule(
+        "Patient.identifier",
+        "a second patient with an identifier of the same system and value (an identifier without a "
+        "system or without a value claims nothing)",
+        409,
+        "One medical record number on two patients leads to wrong-patient records and lets a conditional "
+        "create (If-None-Exist) find the wrong person.",
+    ),
+    SafetyRule(
+        "Patient.birthDate",
+        "a date after today (today in UTC+14, the earliest time zone)",
+        422,
+        "Age drives dosing, screening and reference ranges; a birth in the future is always a data-entry "
+        "error.",
+    ),
+    SafetyRule(
+        "Patient.telecom",
+        "a value without a system, in Patient.telecom and Patient.contact.telecom (FHIR's cpt-2)",
+        422,
+        "A number without its kind (phone, email, pager) cannot be used to reach the patient or the "
+        "contact in an emergency.",
+    ),
+    *shared_safety_rules("Patient"),
+)
+
 
 class PatientDefinition(ResourceDefinition):
     """The Patient resource."""
@@ -39,9 +76,10 @@ class PatientDefinition(ResourceDefinition):
     search_parameters = PATIENT_PARAMETERS
     sort_parameters = PATIENT_SORTS
     conditional_create = True
+    safety_rules = SAFETY_RULES
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
-        """birthDate not in the future, well-formed identifiers and telecoms."""
+        """birthDate not in the future, telecom values with a system (SAFETY_RULES)."""
         from fhir_api.validation import check_patient_rules
 
         check_patient_rules(resource, previous)
@@ -128,7 +166,7 @@ class PatientDefinition(ResourceDefinition):
         resource = stored.document
         checks = (
             ("_id", lambda value: value == stored.id),
-            ("identifier", lambda token: tokens.token_matches(token, resource.get("identifier") or [])),
+            ("identifier", lambda token: _identifier_matches(token, resource.get("identifier"))),
             ("gender", lambda token: tokens.code_matches(token, resource.get("gender"), GENDER_SYSTEM)),
         )
         for name, test in checks:
@@ -183,3 +221,10 @@ def _name_parts(name: dict[str, Any], parameter: str) -> list[str]:
         value = name.get(element)
         parts.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
     return parts
+
+
+def _identifier_matches(token: tokens.TokenValue, identifiers: object) -> bool:
+    """Any identifier matches, read as an Identifier even without a value (``system|`` finds it)."""
+    return isinstance(identifiers, list) and any(
+        tokens.identifier_matches(token, identifier) for identifier in identifiers
+    )
