@@ -12,6 +12,9 @@ from fhir_api.handler import make_handler
 from fhir_api.routes import route_for_function
 from tests._examples import SEED_ENCOUNTER
 
+# The domain API Gateway reports in requestContext; the Host header the client sends differs.
+GATEWAY_DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+
 
 class LambdaContext:
     """The parts of a Lambda context the handlers read."""
@@ -70,6 +73,7 @@ def call(
         "isBase64Encoded": False,
         "requestContext": {
             "requestId": str(uuid.uuid4()),
+            "domainName": GATEWAY_DOMAIN,
             "path": f"/Prod{path}",
             "stage": "Prod",
             "authorizer": {"principalId": sub, "sub": sub, "roles": roles},
