@@ -93,7 +93,7 @@ def create(service: Any, request: Request, context: Any) -> Response:
 
         answer = once(
             settings,
-            scope=f"{request.sub}#{service.resource_type}",
+            scope=(request.sub, service.resource_type),
             key=key,
             body=request.body or b"",
             work=respond,
