@@ -8,13 +8,18 @@ a comma inside one value means OR, a repeated parameter means AND.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from fhir_api.fhirjson import dumps
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+# On every function answer: answers may hold PHI, so no cache (browser or proxy) keeps them, and no
+# browser guesses another type than the one declared.
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class Request:
             request_id=str(context.get("requestId") or ""),
             sub=str(authorizer.get("sub") or authorizer.get("principalId") or ""),
             roles=tuple(str(authorizer.get("roles") or "").split()),
-            base_url=public_base_url.rstrip("/") if public_base_url else _base_url(event, headers),
+            base_url=public_base_url.rstrip("/") if public_base_url else _base_url(event),
         )
 
     def header(self, name: str) -> str | None:
@@ -75,8 +80,8 @@ class Response:
         return cls(int(data["status"]), data.get("body"), dict(data.get("headers") or {}))
 
     def to_proxy(self) -> dict[str, Any]:
-        """The API Gateway proxy integration result."""
-        headers = dict(self.headers)
+        """The API Gateway proxy integration result, with the security headers every answer carries."""
+        headers = {**self.headers, **SECURITY_HEADERS}
         if self.body is None:
             text = ""
         else:
@@ -115,13 +120,39 @@ def _body(event: dict[str, Any]) -> bytes | None:
     return body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
 
 
-def _base_url(event: dict[str, Any], headers: dict[str, str]) -> str:
-    """``{scheme}://{host}[/{stage}]/api/fhir`` as the client called it."""
-    host = headers.get("host") or "localhost"
-    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
+def _base_url(event: dict[str, Any]) -> str:
+    """``{scheme}://{domain}[/{stage}]/api/fhir`` from what API Gateway itself reports.
+
+    Never from the client's ``Host`` or ``X-Forwarded-*`` headers: a client that sets them would
+    otherwise choose where the ``Location``, ``self``, ``next`` and ``fullUrl`` links point. API
+    Gateway serves HTTPS only; a loopback domain is the local stack, which serves HTTP.
+    """
+    context = event.get("requestContext") or {}
+    domain = str(context.get("domainName") or "localhost")
+    scheme = "http" if _is_loopback(domain) else "https"
+    return f"{scheme}://{domain}{_stage_prefix(event)}/api/fhir"
+
+
+def _stage_prefix(event: dict[str, Any]) -> str:
+    """``/Prod`` on an execute-api domain (or a custom domain's base path), ``""`` without one."""
     context = event.get("requestContext") or {}
     full_path = str(context.get("path") or "")
     path = str(event.get("path") or "")
-    # requestContext.path carries the stage (/Prod/api/fhir/...) on execute-api hosts; path does not.
-    stage_prefix = full_path[: len(full_path) - len(path)] if path and full_path.endswith(path) else ""
-    return f"{scheme}://{host}{stage_prefix}/api/fhir"
+    # requestContext.path is the path as called (/Prod/api/fhir/...); event.path is the resource's.
+    if path and full_path.endswith(path):
+        return full_path[: len(full_path) - len(path)].rstrip("/")
+    stage = str(context.get("stage") or "")
+    return f"/{stage}" if stage and full_path.startswith(f"/{stage}/") else ""
+
+
+def _is_loopback(domain: str) -> bool:
+    try:
+        host = urlsplit(f"//{domain}").hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

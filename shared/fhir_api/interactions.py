@@ -93,7 +93,7 @@ def create(service: Any, request: Request, context: Any) -> Response:
 
         answer = once(
             settings,
-            scope=f"{request.sub}#{service.resource_type}",
+            scope=(request.sub, service.resource_type),
             key=key,
             body=request.body or b"",
             work=respond,
@@ -115,6 +115,7 @@ def update(service: Any, request: Request) -> Response:
 def history(service: Any, request: Request) -> Response:
     """GET [type]/[id]/_history: the versions, newest first, as a history Bundle."""
     from fhir_api.search import paging
+    from fhir_api.store.secrets import page_token_secret
 
     resource_id = request.path_params.get("id", "")
     count = _history_count(request.query.get("_count"))
@@ -122,14 +123,14 @@ def history(service: Any, request: Request) -> Response:
     page_token = (request.query.get("_page") or [""])[0]
     before = None
     if page_token:
-        before = int(paging.verify(page_token, service.settings.page_token_secret, query_key)["b"])
+        before = int(paging.verify(page_token, page_token_secret(service.settings), query_key)["b"])
     page = service.history(resource_id, count, before)
     self_url = f"{request.base_url}/{service.resource_type}/{resource_id}/_history?_count={count}"
     links = [{"relation": "self", "url": self_url}]
     if page.next_before is not None:
         token = paging.sign(
             {"b": page.next_before},
-            service.settings.page_token_secret,
+            page_token_secret(service.settings),
             query_key,
             service.settings.page_token_ttl_seconds,
         )

@@ -332,4 +332,6 @@ class ResourceService:
         )
 
     def _secret(self) -> str:
-        return self.settings.page_token_secret
+        from fhir_api.store.secrets import page_token_secret
+
+        return page_token_secret(self.settings)

@@ -62,6 +62,10 @@ class Settings:
     token_leeway_seconds: int = _setting("TOKEN_LEEWAY_SECONDS", 30, 0, 60)
     jwks_timeout_seconds: float = _setting("JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 10)
 
+    # The Secrets Manager secret holding the page token key, read once per container
+    # (fhir_api.store.secrets); PAGE_TOKEN_SECRET, when set (local stack, tests), is used instead.
+    page_token_secret_arn: str = _setting("PAGE_TOKEN_SECRET_ARN", "")
+
     def __post_init__(self) -> None:
         for item in fields(self):
             value, low, high = getattr(self, item.name), item.metadata["low"], item.metadata["high"]

@@ -25,7 +25,14 @@ FALLBACK = "FallbackFunction"
 AUTHORIZER = "AuthorizerFunction"
 PROXY_PATH = "/api/fhir/{proxy+}"
 
-READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+READ_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:DescribeTable",
+    "secretsmanager:GetSecretValue",
+}
+SECURITY_HEADERS = {"Cache-Control": "'no-store'", "X-Content-Type-Options": "'nosniff'"}
 IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 # The tables of the contract: key schema, attribute types and indexes (HASH, RANGE, projected attributes).
@@ -94,7 +101,10 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _target(resource: Any) -> tuple[str, str]:
-    """(table logical id, "table" or "index") for !GetAtt T.Arn or !Sub "${T.Arn}/index/*"."""
+    """(table logical id, "table" or "index") for !GetAtt T.Arn or !Sub "${T.Arn}/index/*";
+    ("PageTokenSecret", "secret") for the secret's !Ref (its ARN)."""
+    if resource == {"Ref": "PageTokenSecret"}:
+        return "PageTokenSecret", "secret"
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         assert resource["Fn::GetAtt"][1] == "Arn", resource
         return str(resource["Fn::GetAtt"][0]), "table"
@@ -107,7 +117,7 @@ def _target(resource: Any) -> tuple[str, str]:
 
 
 def _grants(properties: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
-    """(table logical id, "table" or "index") -> the DynamoDB actions a function may call there."""
+    """(table logical id, "table" or "index", or the secret) -> the actions a function may call there."""
     grants: dict[tuple[str, str], set[str]] = {}
     for statement in _statements(properties):
         assert statement["Effect"] == "Allow"
@@ -116,14 +126,31 @@ def _grants(properties: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     return grants
 
 
+def _pages(route: Route) -> bool:
+    """Whether the route signs or checks page tokens: search and history bundles page, and a
+    conditional create runs a search."""
+    return route.interaction in {"search-type", "history-instance"} or (
+        route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create
+    )
+
+
 def _expected_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     """What each interaction calls in shared/fhir_api/store: nothing more is granted.
 
     A write is one TransactWriteItems, which IAM authorizes as its item actions: Put of the current
     item, Put of the version copy, ConditionCheck of a referenced Patient, Put/Delete of search terms.
+    A route that pages reads the page token key from its secret (store/secrets.py).
     """
     if route.resource_type is None:
         return {}
+    grants = _table_grants(route)
+    if _pages(route):
+        grants[("PageTokenSecret", "secret")] = {"secretsmanager:GetSecretValue"}
+    return grants
+
+
+def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
+    assert route.resource_type is not None
     table = (f"{route.resource_type}sTable", "table")
     index = (f"{route.resource_type}sTable", "index")
     versions = ("VersionsTable", "table")
@@ -367,6 +394,7 @@ def test_tables_are_on_demand_recoverable_encrypted_and_protected(
         ("UNAUTHORIZED", 401),
         ("ACCESS_DENIED", 403),
         ("MISSING_AUTHENTICATION_TOKEN", 404),
+        ("THROTTLED", 429),
         ("DEFAULT_4XX", None),
         ("DEFAULT_5XX", None),
     ],
@@ -378,7 +406,10 @@ def test_gateway_responses_are_operation_outcomes(
     response = resources["FhirApi"]["Properties"]["GatewayResponses"][response_type]
     # Then it has the expected status and an OperationOutcome body of type application/fhir+json
     assert response.get("StatusCode") == status
-    assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/fhir+json'"
+    headers = response["ResponseParameters"]["Headers"]
+    assert headers["Content-Type"] == "'application/fhir+json'"
+    # And, like every function answer, it is neither cached nor sniffed
+    assert {name: headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
     body = json.loads(response["ResponseTemplates"]["application/json"])
     assert body["resourceType"] == "OperationOutcome"
     assert body["issue"] and all(issue["severity"] and issue["code"] for issue in body["issue"])
@@ -448,24 +479,81 @@ def test_snapstart_is_opt_in(template: dict[str, Any]) -> None:
     assert function_globals["AutoPublishAlias"]
 
 
-def test_page_token_secret_is_generated_and_reaches_only_the_paging_functions(
-    resources: dict[str, Any],
+def test_page_token_secret_is_generated_and_only_its_arn_reaches_the_paging_functions(
+    template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
     secret = resources["PageTokenSecret"]
     assert secret["Type"] == "AWS::SecretsManager::Secret"
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    # The value is in no environment (not even as a dynamic reference resolved at deploy time)
+    assert "resolve:secretsmanager" not in json.dumps(template)
     functions = _functions(resources)
     for route in ROUTES:
-        # Search bundles and history bundles page; a conditional create runs a search
-        pages = route.interaction in {"search-type", "history-instance"} or (
-            route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create
-        )
         variables = (functions[route.logical_id].get("Environment") or {}).get("Variables") or {}
-        if pages:
-            assert "resolve:secretsmanager:${PageTokenSecret}" in variables["PAGE_TOKEN_SECRET"]["Fn::Sub"]
+        assert "PAGE_TOKEN_SECRET" not in variables, route.logical_id
+        if _pages(route):
+            # The functions that page get the ARN, and may read that secret (and no other)
+            assert variables["PAGE_TOKEN_SECRET_ARN"] == {"Ref": "PageTokenSecret"}, route.logical_id
         else:
-            assert "PAGE_TOKEN_SECRET" not in variables, route.logical_id
+            assert "PAGE_TOKEN_SECRET_ARN" not in variables, route.logical_id
     assert "PAGE_TOKEN_SECRET" not in json.dumps(functions[AUTHORIZER])
+    assert "PAGE_TOKEN_SECRET" not in json.dumps(template["Globals"])
+
+
+def test_the_stage_is_throttled_with_documented_defaults(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["ThrottlingRateLimit"]["Default"] == 100
+    assert parameters["ThrottlingBurstLimit"]["Default"] == 200
+    # Every method of every resource shares one stage-wide bucket
+    settings = template["Resources"]["FhirApi"]["Properties"]["MethodSettings"]
+    assert settings == [
+        {
+            "ResourcePath": "/*",
+            "HttpMethod": "*",
+            "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+        }
+    ]
+
+
+def test_reserved_concurrency_is_opt_in_for_every_function(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    # Empty (the default) or 0 reserves nothing; any other number is reserved for each function
+    assert template["Parameters"]["ReservedConcurrency"]["Default"] == ""
+    condition = template["Conditions"]["ConcurrencyReserved"]
+    assert condition == {
+        "Fn::Not": [
+            {
+                "Fn::Or": [
+                    {"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]},
+                    {"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]},
+                ]
+            }
+        ]
+    }
+    assert template["Globals"]["Function"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ConcurrencyReserved", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    for name, properties in _functions(resources).items():
+        assert "ReservedConcurrentExecutions" not in properties, f"{name} overrides Globals"
+
+
+def test_a_web_acl_is_associated_with_the_stage_only_when_given(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["WebAclArn"]["Default"] == ""
+    assert template["Conditions"]["WebAclAssociated"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WebAclArn"}, ""]}]
+    }
+    association = resources["FhirApiWebAclAssociation"]
+    assert association["Type"] == "AWS::WAFv2::WebACLAssociation"
+    assert association["Condition"] == "WebAclAssociated"
+    assert association["Properties"]["WebACLArn"] == {"Ref": "WebAclArn"}
+    # The stage of this API: arn:...:apigateway:<region>::/restapis/<api>/stages/<stage>
+    prefix, stage = association["Properties"]["ResourceArn"]["Fn::Join"][1]
+    assert prefix["Fn::Sub"].endswith("::/restapis/${FhirApi}/stages/")
+    assert stage == {"Ref": "FhirApi.Stage"}
 
 
 def test_outputs_name_the_api_url_and_tables(template: dict[str, Any]) -> None:

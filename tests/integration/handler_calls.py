@@ -13,6 +13,9 @@ from fhir_api.routes import route_for_function
 from local.lambda_runtime import LambdaContext
 from tests._examples import SEED_ENCOUNTER
 
+# The domain API Gateway reports in requestContext; the Host header the client sends differs.
+GATEWAY_DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+
 
 @dataclass
 class Answer:
@@ -57,6 +60,7 @@ def call(
         "isBase64Encoded": False,
         "requestContext": {
             "requestId": str(uuid.uuid4()),
+            "domainName": GATEWAY_DOMAIN,
             "path": f"/Prod{path}",
             "stage": "Prod",
             "authorizer": {"principalId": sub, "sub": sub, "roles": roles},

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from handler_calls import (
+    GATEWAY_DOMAIN,
     SEED_ENCOUNTER,
     call,
     create_encounter,
@@ -54,7 +55,7 @@ def test_the_seed_example_is_created_as_sent_with_server_id_and_meta() -> None:
     body = answer.body
     assert (
         answer.headers["Location"]
-        == f"https://api.example.org/Prod/api/fhir/Encounter/{body['id']}/_history/1"
+        == f"https://{GATEWAY_DOMAIN}/Prod/api/fhir/Encounter/{body['id']}/_history/1"
     )
     assert answer.headers["ETag"] == 'W/"1"'
     assert answer.headers["Last-Modified"].endswith("GMT")

@@ -129,6 +129,9 @@ def test_the_function_answers_its_event(name: str, seeded: Seeded) -> None:
     assert status == expected_status, body
     assert headers["Content-Type"].startswith(FHIR_JSON)
     assert body["resourceType"] == expected_type
+    # And no cache may keep it (it may hold PHI), nor a browser sniff another type
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["X-Content-Type-Options"] == "nosniff"
     _check_details(name, headers, body, seeded)
 
 

@@ -5,7 +5,7 @@ item of its own in the Patients table, found through ``term-index`` (``term`` ->
 
 | term item key                         | term                   | termValue             | unique |
 | ------------------------------------- | ---------------------- | --------------------- | ------ |
-| identifier|<system>|<value>           | identifier|<value>     | <system>|<id>         | yes    |
+| identifier|<hash of [system, value]> | identifier|<value>     | <system>|<id>         | yes    |
 | family|<text>|<id> (also given, name) | family|<first letter>  | <text>|<id>           | no     |
 | birthdate|<id>                        | birthdate              | <start instant>|<id>  | no     |
 | gender|<id>                           | gender|<code>          | <id>                  | no     |
@@ -14,11 +14,14 @@ item of its own in the Patients table, found through ``term-index`` (``term`` ->
 A unique term is a claim: a second patient with the same identifier system and value is refused in
 the same transaction that would store it. An identifier without a system is stored under
 ``identifier||<value>|<id>`` and claims nothing; one without a value has no term of its own and is
-found by ``identifier=<system>|`` through the resources themselves.
+found by ``identifier=<system>|`` through the resources themselves. A claim's key hashes the pair as a
+JSON array (``identifier_claim_key``), so a ``|`` inside a system or value cannot make two pairs meet.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from fhir_api import fhirtime
@@ -92,7 +95,7 @@ class PatientDefinition(ResourceDefinition):
             if not value:
                 continue
             system = identifier.get("system") or ""
-            key = f"identifier|{system}|{value}" if system else f"identifier||{value}|{resource_id}"
+            key = identifier_claim_key(system, value) if system else f"identifier||{value}|{resource_id}"
             found[key] = Term(key, f"identifier|{value}", f"{system}|{resource_id}", unique=bool(system))
         for parameter in NAME_PARAMETERS:
             for text in name_terms(resource.get("name"), parameter):
@@ -211,6 +214,16 @@ class PatientDefinition(ResourceDefinition):
                 for part in _name_parts(name, parameter)
             )
         return any(term.startswith(value.normalized) for term in name_terms(resource.get("name"), parameter))
+
+
+def identifier_claim_key(system: str, value: str) -> str:
+    """The key of the term item claiming identifier (system, value) for one patient.
+
+    Hashed from a JSON array: ``a|1`` + ``2`` and ``a`` + ``1|2`` are different claims, and the key
+    stays within DynamoDB's key size however long the identifier.
+    """
+    pair = json.dumps([system, value], ensure_ascii=False).encode("utf-8")
+    return f"identifier|{hashlib.sha256(pair).hexdigest()}"
 
 
 def _name_parts(name: dict[str, Any], parameter: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""DynamoDB persistence: the only module of the API that talks to boto3.
+"""DynamoDB persistence: the only module of the API that talks to DynamoDB.
 
 Layout (template.yaml declares the tables):
 - one table per resource type, key ``id``: the current version of each resource (its JSON text beside

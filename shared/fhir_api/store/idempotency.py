@@ -1,13 +1,15 @@
 """Idempotent creates: a retried POST with the same Idempotency-Key gets the first answer back.
 
 Built on the Powertools idempotency utility and its DynamoDB table (records expire through TTL). The
-key is scoped to the caller: the record's key hashes the caller's ``sub`` with the client's key, so
-another user sending the same key never receives the first answer (it holds PHI).
+key is scoped to the caller: the record's key hashes the caller's ``sub`` and the resource type with
+the client's key, as one JSON array, so another user sending the same key never receives the first
+answer (it holds PHI), whatever characters the ``sub`` or the key contain.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -32,15 +34,25 @@ def reset() -> None:
     _persistence.cache_clear()
 
 
+def record_key(scope: tuple[str, ...], key: str) -> str:
+    """The idempotency record's key of ``key`` within ``scope`` (``(sub, resource type)``).
+
+    A hash of one JSON array: ``("alice#Encounter", "Patient")`` + ``"k"`` and ``("alice", "Encounter")``
+    + ``"Patient#k"`` are different records.
+    """
+    return hashlib.sha256(json.dumps([*scope, key], ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def once(
     settings: Settings,
-    scope: str,
+    scope: tuple[str, ...],
     key: str,
     body: bytes,
     work: Callable[[], dict[str, Any]],
     context: Any = None,
 ) -> dict[str, Any]:
-    """Run ``work`` once per (scope, key); a repeat gets the stored answer.
+    """Run ``work`` once per (scope, key), ``scope`` being (sub, resource type); a repeat gets the
+    stored answer.
 
     The same key with another body is IdempotencyKeyReused (422); a repeat while the first is still
     running is RequestInProgress (409). A failed ``work`` stores nothing, so the client may retry.
@@ -70,7 +82,7 @@ def once(
     def create_once(request: dict[str, str]) -> dict[str, Any]:
         return work()
 
-    request = {"key": f"{scope}#{key}", "body": hashlib.sha256(body).hexdigest()}
+    request = {"key": record_key(scope, key), "body": hashlib.sha256(body).hexdigest()}
     try:
         answer: dict[str, Any] = create_once(request=request)
     except IdempotencyValidationError as exc:
