@@ -104,7 +104,10 @@ class MergedIndexReader:
             partition.resume = entry["_key"]
             self.examined += 1
             if not partition.buffer and partition.next_key is not None:
-                limit = self._page_size if self._budget is None else min(self._page_size, self._budget.free)
+                limit = self._page_size
+                if self._budget is not None:
+                    # One free item stays for fetching the resource of the entry in hand.
+                    limit = min(limit, self._budget.free - 1)
                 if limit < 1:
                     self.stopped_by_budget = True  # this entry is still the smallest: hand it out
                 else:
