@@ -104,15 +104,22 @@ class ResourceService:
         """The versions of a resource, newest first, at most ``count`` and no more than ``room`` holds."""
         check_id(resource_id)
         budget = ReadBudget(self.settings.search_read_budget)
-        versions, more = self.store.versions(self.resource_type, resource_id, count, before, budget)
-        if not versions and before is None:
-            raise errors.ResourceNotFound(f"{self.resource_type}/{resource_id} is not known.")
         shown: list[StoredResource] = []
-        for stored in versions:
-            if room is not None and not room.admit(stored):
-                more = True
+        below, more = before, True
+        # DynamoDB ends a Query at 1 MB (three large versions): read on until the page is full.
+        while more and len(shown) < count and budget.left >= 2:
+            versions, more = self.store.versions(
+                self.resource_type, resource_id, count - len(shown), below, budget
+            )
+            if not versions and not shown and before is None:
+                raise errors.ResourceNotFound(f"{self.resource_type}/{resource_id} is not known.")
+            for stored in versions:
+                if room is not None and not room.admit(stored):
+                    return HistoryPage(shown, shown[-1].version_id)
+                shown.append(stored)
+            if not versions:
                 break
-            shown.append(stored)
+            below = versions[-1].version_id
         return HistoryPage(shown, shown[-1].version_id if more and shown else None)
 
     def create(self, document: Any) -> StoredResource:
@@ -162,7 +169,13 @@ class ResourceService:
             return self._search_ids(plan, query, query_key, position, budget, room)
         if plan.in_memory_sort is not None:
             return self._search_sorted(plan, query, query_key, position, budget, room)
-        total = self._count(plan, query, budget) if wants_total else None
+        total = None
+        if wants_total:
+            # A page after the count gets at least half of the budget.
+            page_follows = query.count > 0 and not query.summary_count
+            counting = ReadBudget(budget.limit // 2 if page_follows else budget.limit)
+            total = self._count(plan, query, counting)
+            budget.charge(counting.used)
         if query.count == 0 or query.summary_count:
             return SearchPage([], total, None)
         reader = MergedIndexReader(

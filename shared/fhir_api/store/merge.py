@@ -79,7 +79,6 @@ class MergedIndexReader:
             str(position): _Partition(str(position), cursors.get(str(position)))
             for position in range(len(query.partitions))
         }
-        self.examined = 0
 
     def cursors(self) -> dict[str, Any]:
         """Where each partition resumes after the entries handed out so far."""
@@ -102,7 +101,6 @@ class MergedIndexReader:
             partition = self._partitions[name]
             entry = partition.buffer.pop(0)
             partition.resume = entry["_key"]
-            self.examined += 1
             if not partition.buffer and partition.next_key is not None:
                 limit = self._page_size
                 if self._budget is not None:
