@@ -7,5 +7,6 @@ patients and encounters, measures, prints a table and ends with one JSON line of
 - the handler's warm overhead over the DynamoDB calls it makes (``bench.overhead``);
 - search latency at 1,000 and 20,000 encounters (``bench.scaling``);
 - write units of one create, as DynamoDB Local reports them and by AWS's billing rules (``bench.capacity``);
+- the most items one hostile search reads at 20,000 encounters, against the read budget (``bench.hostile``);
 - a short load run through the local gateway with real tokens (``bench.load``).
 """

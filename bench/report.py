@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.capacity import Capacity
 from bench.coldstart import BARE, ColdStart
+from bench.hostile import HostileRun
 from bench.load import LoadResult
 from bench.overhead import Overhead
 from bench.scaling import SearchTiming
@@ -161,6 +162,19 @@ def load_table(result: LoadResult) -> list[str]:
     lines = [title, *_table(("request", "count", "p50", "p90", "p99", "max"), rows)]
     lines += [f"  error: {sample}" for sample in result.error_samples[:5]]
     return lines
+
+
+def hostile_table(run: HostileRun) -> list[str]:
+    """Each hostile search: its answer and the items DynamoDB read for it."""
+    rows = [
+        (request.name, request.status, request.entries, f"{request.items_read:,}", _ms(request.ms))
+        for request in run.requests
+    ]
+    title = (
+        f"Hostile searches through the handler: items read per request (budget {run.budget:,}), "
+        f"most {run.max_items:,}"
+    )
+    return [title, *_table(("search", "status", "entries", "items read", "ms"), rows)]
 
 
 def json_line(values: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from bench import capacity as capacity_module
-from bench import coldstart, events, load, overhead, report, scaling
+from bench import coldstart, events, hostile, load, overhead, report, scaling
 from bench.calls import CallRecorder
 from bench.data import SEARCHED_STATUS, BulkLoader, encounter_document, patient_document, sized_encounter
 from bench.machine import this_machine
@@ -187,6 +187,7 @@ class Results:
     capacity: capacity_module.Capacity
     colds: dict[str, coldstart.ColdStart]
     load_run: load.LoadResult
+    hostile_run: hostile.HostileRun
 
 
 def _measure_all(dynamodb: DynamoDBLocal, template: dict[str, Any], function_env: dict[str, str]) -> Results:
@@ -240,6 +241,9 @@ def _measure_all(dynamodb: DynamoDBLocal, template: dict[str, Any], function_env
     _progress("search latency at %d encounters", data.encounters)
     large = scaling.measure(_searches(data), search, recorder, data.encounters, SCALING_RUNS)
 
+    _progress("hostile searches at %d encounters", data.encounters)
+    hostile_run = hostile.measure(search, recorder, settings.search_read_budget)
+
     _progress("load: %d clients for %.0f s through the local gateway", LOAD_CLIENTS, LOAD_SECONDS)
     gateway_env = coldstart.function_env({})
     gateway_env["PYTHONPATH"] = os.pathsep.join(str(path) for path in (ROOT / "shared", ROOT))
@@ -253,7 +257,7 @@ def _measure_all(dynamodb: DynamoDBLocal, template: dict[str, Any], function_env
             LOAD_CLIENTS,
             LOAD_SECONDS,
         )
-    return Results(data, small, large, overheads, capacity, colds, loaded)
+    return Results(data, small, large, overheads, capacity, colds, loaded, hostile_run)
 
 
 def run(out: IO[str]) -> int:
@@ -305,6 +309,8 @@ def run(out: IO[str]) -> int:
         "",
         *report.load_table(results.load_run),
         "",
+        *report.hostile_table(results.hostile_run),
+        "",
         report.json_line({**values, "machine": machine.as_dict()}),
     ]
     out.write("\n".join(lines) + "\n")
@@ -338,6 +344,7 @@ def _figures(results: Results) -> tuple[list[report.Figure], dict[str, Any]]:
         "write_units_per_create": _number(capacity.measured_total),
         "write_units_per_create_aws_rules": _number(capacity.rules_total),
         "cold_first_answer_ms": round(slowest.median_ms, 1),
+        "max_items_per_request": results.hostile_run.max_items,
     }
 
     def goal(name: str) -> tuple[str, bool]:
@@ -383,6 +390,13 @@ def _figures(results: Results) -> tuple[list[report.Figure], dict[str, Any]]:
             "-",
             None,
             f"{slowest.function}, import + answer",
+        ),
+        report.Figure(
+            "max_items_per_request",
+            values["max_items_per_request"],
+            f"<= {results.hostile_run.budget}",
+            results.hostile_run.max_items <= results.hostile_run.budget,
+            f"most DynamoDB items read by one of {len(results.hostile_run.requests)} hostile searches",
         ),
     ]
     return figures, values

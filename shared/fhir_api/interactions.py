@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fhir_api import errors, fhirjson, fhirtime
 from fhir_api.fhirjson import RawJson
 from fhir_api.http import ACCEPTED_BODY_TYPES, Request, Response
+from fhir_api.response_size import PageRoom, page_room
 from fhir_api.routes import Route
 from fhir_api.settings import Settings
 from fhir_api.store.types import StoredResource
@@ -124,8 +125,9 @@ def history(service: Any, request: Request) -> Response:
     before = None
     if page_token:
         before = int(paging.verify(page_token, page_token_secret(service.settings), query_key)["b"])
-    page = service.history(resource_id, count, before)
     self_url = f"{request.base_url}/{service.resource_type}/{resource_id}/_history?_count={count}"
+    room = _page_room(service.settings, "history", self_url, lambda stored: _history_entry(request, stored))
+    page = service.history(resource_id, count, before, room)
     links = [{"relation": "self", "url": self_url}]
     if page.next_before is not None:
         token = paging.sign(
@@ -135,24 +137,7 @@ def history(service: Any, request: Request) -> Response:
             service.settings.page_token_ttl_seconds,
         )
         links.append({"relation": "next", "url": f"{self_url}&_page={quote(token)}"})
-    entries = [
-        {
-            "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
-            "resource": RawJson(stored.text),
-            "request": {
-                "method": "POST" if stored.version_id == 1 else "PUT",
-                "url": stored.resource_type
-                if stored.version_id == 1
-                else f"{stored.resource_type}/{stored.id}",
-            },
-            "response": {
-                "status": "201" if stored.version_id == 1 else "200",
-                "etag": f'W/"{stored.version_id}"',
-                "lastModified": stored.last_updated,
-            },
-        }
-        for stored in page.versions
-    ]
+    entries = [RawJson(_history_entry(request, stored)) for stored in page.versions]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
     if page.next_before is None and before is None:
         bundle["total"] = len(entries)
@@ -172,9 +157,10 @@ def search(service: Any, request: Request) -> Response:
         strict=strict,
         sorts=service.definition.sort_parameters,
     )
-    page = service.search(query)
     canonical = query.canonical()
     self_url = f"{request.base_url}/{service.resource_type}" + (f"?{canonical}" if canonical else "")
+    room = _page_room(service.settings, "searchset", self_url, lambda stored: _search_entry(request, stored))
+    page = service.search(query, room)
     links = [{"relation": "self", "url": self_url}]
     if page.next_token:
         separator = "&" if canonical else "?"
@@ -184,14 +170,7 @@ def search(service: Any, request: Request) -> Response:
         bundle["total"] = page.total
     bundle["link"] = links
     if page.matches:
-        bundle["entry"] = [
-            {
-                "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
-                "resource": RawJson(stored.text),
-                "search": {"mode": "match"},
-            }
-            for stored in page.matches
-        ]
+        bundle["entry"] = [RawJson(_search_entry(request, stored)) for stored in page.matches]
     return Response(200, fhirjson.dumps(bundle))
 
 
@@ -232,6 +211,58 @@ def apply_cors(request: Request, response: Response, settings: Settings) -> None
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _search_entry(request: Request, stored: StoredResource) -> str:
+    """A searchset entry, as JSON text."""
+    return fhirjson.dumps(
+        {
+            "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
+            "resource": RawJson(stored.text),
+            "search": {"mode": "match"},
+        }
+    )
+
+
+def _history_entry(request: Request, stored: StoredResource) -> str:
+    """A history entry (the version's resource, and the write that made it), as JSON text."""
+    first = stored.version_id == 1
+    return fhirjson.dumps(
+        {
+            "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
+            "resource": RawJson(stored.text),
+            "request": {
+                "method": "POST" if first else "PUT",
+                "url": stored.resource_type if first else f"{stored.resource_type}/{stored.id}",
+            },
+            "response": {
+                "status": "201" if first else "200",
+                "etag": f'W/"{stored.version_id}"',
+                "lastModified": stored.last_updated,
+            },
+        }
+    )
+
+
+def _page_room(
+    settings: Settings, bundle_type: str, self_url: str, entry: Callable[[StoredResource], str]
+) -> PageRoom:
+    """The bytes a page of ``bundle_type`` has for entries under MAX_RESPONSE_BYTES: what is left after
+    the bundle's total, its links (a next link of the longest page token) and the proxy response."""
+    from fhir_api.search.paging import MAX_TOKEN_LENGTH
+
+    skeleton = {
+        "resourceType": "Bundle",
+        "type": bundle_type,
+        "total": 10**12,
+        "link": [
+            {"relation": "self", "url": self_url},
+            {"relation": "next", "url": f"{self_url}&_page={'x' * MAX_TOKEN_LENGTH}"},
+        ],
+        "entry": [],
+    }
+    proxy = Response(200, fhirjson.dumps(skeleton)).to_proxy()
+    return page_room(settings.max_response_bytes, proxy, entry)
 
 
 def _resource_response(

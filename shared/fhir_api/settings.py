@@ -65,6 +65,15 @@ class Settings:
     # The Secrets Manager secret holding the page token key, read once per container
     # (fhir_api.store.secrets); PAGE_TOKEN_SECRET, when set (local stack, tests), is used instead.
     page_token_secret_arn: str = _setting("PAGE_TOKEN_SECRET_ARN", "")
+    # Items one search or history request may read from DynamoDB: index entries and resources, over
+    # every Query of every partition and every BatchGetItem. A search past it ends its page early
+    # (with a next link) or, when only a whole count would do, is refused as too costly.
+    search_read_budget: int = _setting("SEARCH_READ_BUDGET", 1000, 10, 100_000)
+    # Bytes of a search or history answer as Lambda serialises it; Lambda refuses answers over 6 MB.
+    # At least 2 MB, so one entry (a resource of at most MAX_BODY_BYTES, escaped) always fits.
+    max_response_bytes: int = _setting(
+        "MAX_RESPONSE_BYTES", 5 * 1024 * 1024, 2 * 1024 * 1024, 6 * 1024 * 1024 - 64 * 1024
+    )
 
     def __post_init__(self) -> None:
         for item in fields(self):

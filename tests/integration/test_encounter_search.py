@@ -15,6 +15,8 @@ from handler_calls import (
     search,
 )
 
+from fhir_api.settings import reset_settings
+
 pytestmark = pytest.mark.usefixtures("backend")
 
 AMB = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}
@@ -199,11 +201,11 @@ def test_a_page_token_is_bound_to_its_query(clinic: dict[str, Any]) -> None:
 def test_a_count_or_sort_that_would_read_too_much_is_refused(
     clinic: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given bounds lower than the five encounters stored
-    from fhir_api import service
-
-    monkeypatch.setattr(service, "MAX_COUNTED_ENTRIES", 2)
-    monkeypatch.setattr(service, "MAX_SORTED_MATCHES", 2)
+    # Given a read budget lower than the thirteen encounters stored
+    for _ in range(8):
+        create_encounter(clinic["alice"], status="planned", period=None)
+    monkeypatch.setenv("SEARCH_READ_BUDGET", "10")
+    reset_settings()
 
     # When a search must count or sort all of them
     counted = search("Encounter", _summary="count")

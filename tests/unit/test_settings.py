@@ -31,6 +31,9 @@ def test_values_come_from_the_named_environment_variables() -> None:
         {"PAGE_TOKEN_TTL_SECONDS": "5"},
         {"MAX_BODY_BYTES": "10000000"},
         {"JWKS_TIMEOUT_SECONDS": "60"},
+        {"SEARCH_READ_BUDGET": "5"},
+        {"MAX_RESPONSE_BYTES": "6291456"},
+        {"MAX_RESPONSE_BYTES": "1000000"},
     ],
 )
 def test_a_value_the_service_cannot_run_with_is_refused_by_name(environ: dict[str, str]) -> None:

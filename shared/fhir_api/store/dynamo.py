@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fhir_api import errors
 from fhir_api.settings import Settings
+from fhir_api.store.budget import ReadBudget
 from fhir_api.store.types import IndexQuery, StoredResource, Term, Write
 
 if TYPE_CHECKING:
@@ -124,9 +125,21 @@ class Store:
         return _stored(resource_type, {**item, "id": {"S": resource_id}})
 
     def versions(
-        self, resource_type: str, resource_id: str, limit: int, before: int | None = None
+        self,
+        resource_type: str,
+        resource_id: str,
+        limit: int,
+        before: int | None = None,
+        budget: ReadBudget | None = None,
     ) -> tuple[list[StoredResource], bool]:
-        """Versions newest first, at most ``limit``, older than ``before``; and whether more remain."""
+        """Versions newest first, at most ``limit``, older than ``before``; and whether more may remain.
+
+        One Query: DynamoDB ends a page at 1 MB, so large versions come back fewer than ``limit``
+        (with more remaining); the caller pages on from the oldest version returned.
+        """
+        if budget is not None:
+            limit = max(1, min(limit, budget.left - 1))
+            budget.check(limit + 1)
         params: dict[str, Any] = {
             "TableName": self.settings.versions_table,
             "KeyConditionExpression": "resourceKey = :key"
@@ -139,13 +152,20 @@ class Store:
             "Limit": limit + 1,
             "ConsistentRead": True,
         }
-        items = self._call(self.client.query, **params).get("Items", [])
+        answer = self._call(self.client.query, **params)
+        items = answer.get("Items", [])
+        _charge(budget, answer)
         found = [_stored(resource_type, {**item, "id": {"S": resource_id}}) for item in items[:limit]]
-        return found, len(items) > limit
+        return found, len(items) > limit or "LastEvaluatedKey" in answer
 
-    def many(self, resource_type: str, ids: Iterable[str]) -> dict[str, StoredResource]:
-        """The current versions of the resources with these ids (missing ones are left out)."""
+    def many(
+        self, resource_type: str, ids: Iterable[str], budget: ReadBudget | None = None
+    ) -> dict[str, StoredResource]:
+        """The current versions of the resources with these ids (missing ones are left out); each key
+        asked for is charged to ``budget``."""
         wanted = list(dict.fromkeys(ids))
+        if budget is not None:
+            budget.check(len(wanted))
         table = self.table(resource_type)
         found: dict[str, StoredResource] = {}
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
@@ -153,6 +173,9 @@ class Store:
             request: dict[str, Any] = {table: {"Keys": keys}}
             for attempt in range(BATCH_GET_ATTEMPTS):
                 answer = self._call(self.client.batch_get_item, RequestItems=request)
+                unprocessed = (answer.get("UnprocessedKeys") or {}).get(table, {}).get("Keys", [])
+                if budget is not None:
+                    budget.charge(len(request[table]["Keys"]) - len(unprocessed))
                 for item in answer.get("Responses", {}).get(table, []):
                     if "resource" in item:
                         stored = _stored(resource_type, item)
@@ -172,12 +195,15 @@ class Store:
         position: int,
         start_key: dict[str, Any] | None,
         limit: int,
+        budget: ReadBudget | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page of index entries of partition ``position`` of ``query``, in sort-key order; and
-        where the next page starts.
+        where the next page starts. At most ``limit`` entries are read, charged to ``budget``.
 
         Entries are plain ``{attribute: str}`` dicts with ``_key``: the DynamoDB key to resume after.
         """
+        if budget is not None:
+            budget.check(limit)
         names = {"#p": query.partition_attribute}
         values: dict[str, Any] = {":p": {"S": query.partitions[position]}}
         condition = "#p = :p"
@@ -208,6 +234,7 @@ class Store:
         if start_key:
             params["ExclusiveStartKey"] = start_key
         answer = self._call(self.client.query, **params)
+        _charge(budget, answer)
         key_names = ("id", query.partition_attribute, query.sort_attribute)
         entries = []
         for item in answer.get("Items", []):
@@ -297,6 +324,12 @@ class Store:
             raise _translate(exc) from exc
         except BotoCoreError as exc:
             raise errors.ServiceUnavailable("The database could not be reached; retry the request.") from exc
+
+
+def _charge(budget: ReadBudget | None, answer: dict[str, Any]) -> None:
+    """Charge what a Query read: every item it examined (no filter here, so those it returned)."""
+    if budget is not None:
+        budget.charge(int(answer.get("ScannedCount", len(answer.get("Items", [])))))
 
 
 def _translate(exc: Any) -> errors.ApiError:
