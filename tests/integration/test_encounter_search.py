@@ -95,6 +95,14 @@ def test_date_prefixes_and_precisions_follow_the_fhir_range_rules(
         assert set(follow_all("Encounter", subject=clinic[patient], date=date)) == mine
 
 
+def test_contradictory_dates_match_nothing(clinic: dict[str, Any]) -> None:
+    # Ends before 2020 and starts after 2030: no period can do both
+    answer = search("Encounter", date=["eb2020", "sa2030"])
+    assert answer.status == 200, answer.text
+    assert (answer.body["total"], answer.body.get("entry")) == (0, None)
+    assert search("Encounter", date=["eb2020", "sa2030"], _summary="count").body["total"] == 0
+
+
 def test_class_and_type_tokens(clinic: dict[str, Any]) -> None:
     snomed = "http://snomed.info/sct"
     assert set(follow_all("Encounter", **{"class": "EMER"})) == {clinic["a_2023"]}
