@@ -79,3 +79,10 @@ def test_security_describes_every_role_from_the_role_table() -> None:
 
 def test_date_can_be_fixed() -> None:
     assert capability_statement(BASE, RESOURCES, date="2024-01-01")["date"] == "2024-01-01"
+
+
+def test_the_statement_says_search_handling_is_strict_by_default() -> None:
+    documentation = capability_statement(BASE, RESOURCES)["rest"][0]["documentation"]
+    assert "strict by default" in documentation
+    assert "`Prefer: handling=lenient`" in documentation
+    assert "at most 20 comma-separated values" in documentation
