@@ -110,6 +110,16 @@ def test_every_unsupported_parameter_gets_its_own_issue() -> None:
     assert [issue.expression for issue in raised.value.issues] == [("_include",), ("patient.name",)]
 
 
+def test_one_issue_per_parameter_however_many_codes() -> None:
+    # Ten occurrences of twenty made-up codes each give one issue, not two hundred
+    made_up = [",".join(f"code-{n}-{m}" for m in range(MAX_OR_VALUES)) for n in range(MAX_AND_GROUPS)]
+    with pytest.raises(InvalidRequest) as raised:
+        encounter({"status": made_up})
+    [issue] = raised.value.issues
+    assert issue.expression == ("status",)
+    assert "'code-0-0'" in issue.diagnostics and "'code-9-19'" in issue.diagnostics
+
+
 @pytest.mark.parametrize("key", UNSUPPORTED_KEYS)
 def test_lenient_handling_leaves_it_out_with_a_warning(key: str) -> None:
     # When the same search is parsed leniently
@@ -253,7 +263,9 @@ def test_lenient_handling_drops_unknown_codes_and_an_emptied_list_matches_nothin
     # Then only the real code is searched for (and in the self link), with a warning per code
     assert mixed.values("status") == [[TokenValue(None, "finished")]]
     assert mixed.canonical() == "_count=20&status=finished"
-    assert [warning.code for warning in mixed.warnings] == ["code-invalid", "code-invalid"]
+    [warning] = mixed.warnings
+    assert (warning.code, warning.expression) == ("code-invalid", ("status",))
+    assert "'made-up', 'other' are not status codes" in warning.diagnostics
     # And a list left empty stays a criterion no encounter meets (it never widens to every status)
     assert alone.has("status") and alone.values("status") == [[]]
     assert alone.canonical() == "_count=20&status=made-up,other"

@@ -164,7 +164,7 @@ class SearchQuery:
     summary_count: bool = False
     total: str | None = None
     page: str | None = None
-    # Under lenient handling: what was left out of the search, one warning issue each.
+    # Under lenient handling: what was left out of the search, one warning issue per query key.
     warnings: tuple[Issue, ...] = ()
 
     def has(self, name: str) -> bool:
@@ -212,7 +212,7 @@ def _single(name: str, values: Sequence[str]) -> str:
 
 
 def supported_parameters(parameters: Mapping[str, SearchParameter], sorts: Collection[str]) -> str:
-    """One sentence listing what a resource's searches accept (for refusals and warnings)."""
+    """One sentence listing what a resource's searches accept (said with every refusal)."""
     names = [
         name
         for parameter in parameters.values()
@@ -226,8 +226,9 @@ def supported_parameters(parameters: Mapping[str, SearchParameter], sorts: Colle
 
 
 class _Unused:
-    """What a query asks that the server would not use, under one handling: strict makes each an error
-    issue of one 400 (``finish``), lenient a warning issue while the search goes on without it."""
+    """What a query asks that the server would not use, one issue per query key (so the answer stays
+    small however many values are sent): strict makes them the error issues of one 400 (``finish``),
+    lenient warning issues while the search goes on without them."""
 
     def __init__(
         self, strict: bool, parameters: Mapping[str, SearchParameter], sorts: Collection[str]
@@ -235,22 +236,43 @@ class _Unused:
         self.strict = strict
         self.parameters = parameters
         self.sorts = sorts
-        self.issues: list[Issue] = []
+        # (query key, issue code) -> (what is wrong, what leaving it out means); codes by query key.
+        self.problems: dict[tuple[str, str], tuple[str, str]] = {}
+        self.codes: dict[str, list[str]] = {}
 
     def add(self, key: str, problem: str, when_ignored: str, code: str = "not-supported") -> None:
         """``problem``: what is wrong with ``key``; ``when_ignored``: what leaving it out means."""
-        if self.strict:
-            supported = supported_parameters(self.parameters, self.sorts)
-            self.issues.append(Issue(code, f"{problem}. {supported}", (key,)))
-        else:
-            self.issues.append(Issue(code, f"{problem}; {when_ignored}.", (key,), severity="warning"))
+        self.problems.setdefault((key, code), (problem, when_ignored))
+
+    def unknown_code(self, key: str, parameter: SearchParameter, code: str) -> None:
+        """A code the parameter's required value set lacks (no resource can hold it)."""
+        codes = self.codes.setdefault(key, [])
+        if code not in codes:
+            codes.append(code)
+        listed = ", ".join(f"'{value[:64]}'" for value in codes)
+        one = len(codes) == 1
+        self.problems[(key, "code-invalid")] = (
+            f"{listed} {'is not a' if one else 'are not'} {parameter.name} code{'' if one else 's'} "
+            f"({parameter.name} takes {', '.join(parameter.codes)})",
+            f"{'it was' if one else 'they were'} left out of the search "
+            "(a list left with no code matches nothing)",
+        )
 
     def finish(self) -> tuple[Issue, ...]:
         """The warnings (lenient); raise the 400 when strict and anything was unused."""
-        if self.strict and self.issues:
-            first = self.issues[0]
-            raise InvalidRequest(first.diagnostics, expression=first.expression, issues=self.issues)
-        return tuple(self.issues)
+        if not self.strict:
+            return tuple(
+                Issue(code, f"{problem}; {when_ignored}.", (key,), severity="warning")
+                for (key, code), (problem, when_ignored) in self.problems.items()
+            )
+        if self.problems:
+            supported = supported_parameters(self.parameters, self.sorts)
+            issues = [
+                Issue(code, f"{problem}. {supported}", (key,))
+                for (key, code), (problem, _) in self.problems.items()
+            ]
+            raise InvalidRequest(issues[0].diagnostics, expression=issues[0].expression, issues=issues)
+        return ()
 
 
 def _unsupported_reason(name: str, modifier: str, parameter: SearchParameter | None) -> str | None:
@@ -353,12 +375,7 @@ def _parse_group(
             raise _bad(key, str(exc)) from None
         if outside_value_set(value, parameter):
             # No resource can hold the code (a required binding): it can only match nothing.
-            unused.add(
-                key,
-                f"'{value.code}' is not a {name} code ({name} takes {', '.join(parameter.codes)})",
-                "it was left out (a list left with no code matches nothing)",
-                code="code-invalid",
-            )
+            unused.unknown_code(key, parameter, value.code)
             continue
         values.append(value)
         kept.append(item)
