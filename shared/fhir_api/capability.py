@@ -79,6 +79,7 @@ def _security_description() -> str:
 
 
 def _search_documentation() -> str:
+    """How searches behave: paging, handling (strict by default) and the cost limits."""
     return (
         "Search answers a Bundle searchset with total, self and next links; "
         f"`_count` defaults to {DEFAULT_COUNT} and is capped at {MAX_COUNT}; "
@@ -91,8 +92,9 @@ def _search_documentation() -> str:
         "required value set is refused with 400 and an OperationOutcome whose issues name each one "
         "(`expression`) and list the supported parameters; nothing is searched. With "
         "`Prefer: handling=lenient` each is left out of the search and of the self link, and the Bundle "
-        "carries an OperationOutcome entry (`search.mode` = `outcome`) with one warning per parameter or "
-        "code left out. A code in another code system than the value set's matches nothing.\n\n"
+        "carries an OperationOutcome entry (`search.mode` = `outcome`) with a warning for each parameter "
+        "left out or whose codes were dropped. A code in another code system than the value set's matches "
+        "nothing.\n\n"
         f"Limits (400, issue code too-costly): at most {MAX_OR_VALUES} comma-separated values in one "
         f"parameter, {MAX_AND_GROUPS} repeats of one parameter and {MAX_PARAMETERS} parameters per search."
     )

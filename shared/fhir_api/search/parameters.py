@@ -16,9 +16,9 @@ Semantics:
   (``SearchParameter.modifiers``), a chain (``patient.name``, ``subject:Patient.name``) or ``_has``, a
   result parameter that is not implemented (``_include``, ``_revinclude``, ``_elements``,
   ``_contained``, ``_summary=text``...), a parameter without a value (``status=``) and a code outside
-  the required value set of a bound token (``status=made-up``). One OperationOutcome issue names each
-  (``expression``) and lists what the resource supports. Nothing is searched, since silently dropping
-  a criterion would answer a wider question than the one asked. Lenient (``strict=False``,
+  the required value set of a bound token (``status=made-up``). One OperationOutcome issue per query
+  key names it (``expression``) and lists what the resource supports. Nothing is searched, since
+  silently dropping a criterion would answer a wider question than the one asked. Lenient (``strict=False``,
   ``Prefer: handling=lenient``) leaves each of them out of the search and of ``canonical()`` (the self
   link) and reports it as a warning issue in ``SearchQuery.warnings``. ``_format`` and ``_pretty``
   belong to the HTTP layer and are skipped here.
