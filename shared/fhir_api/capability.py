@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fhir_api.routes import API_PREFIX, ROLE_INTERACTIONS, ROUTES
-from fhir_api.search.parameters import DEFAULT_COUNT, MAX_COUNT, SearchParameter
+from fhir_api.search.parameters import (
+    DEFAULT_COUNT,
+    MAX_AND_GROUPS,
+    MAX_COUNT,
+    MAX_OR_VALUES,
+    MAX_PARAMETERS,
+    SearchParameter,
+)
 
 FHIR_VERSION = "4.0.1"
 SOFTWARE_NAME = "encounter-api"
@@ -79,6 +86,28 @@ def _security_description() -> str:
         allowed = [code for code in _INTERACTION_ORDER if code in interactions]
         lines.append(f"- `{role}`: {', '.join(allowed)}")
     return "\n".join(lines)
+
+
+def _search_documentation() -> str:
+    """How searches behave: paging, handling (strict by default) and the cost limits."""
+    return (
+        "Search answers a Bundle searchset with total, self and next links; "
+        f"`_count` defaults to {DEFAULT_COUNT} and is capped at {MAX_COUNT}; "
+        "`_summary=count` returns the total only; `_total=accurate` counts every match (fhirpy's "
+        "`_totalMethod=count` is read as the same); the next link carries a signed page token.\n\n"
+        "Search handling is strict by default (with or without `Prefer: handling=strict`): a search "
+        "parameter or modifier not listed here, a chain (`patient.name`, `subject:Patient.name`), `_has`, "
+        "a result parameter not listed here (`_include`, `_revinclude`, `_elements`, `_contained`, "
+        "`_summary=true|text|data`), a parameter without a value, or a `status`/`gender` code outside its "
+        "required value set is refused with 400 and an OperationOutcome whose issues name each one "
+        "(`expression`) and list the supported parameters; nothing is searched. With "
+        "`Prefer: handling=lenient` each is left out of the search and of the self link, and the Bundle "
+        "carries an OperationOutcome entry (`search.mode` = `outcome`) with a warning for each parameter "
+        "left out or whose codes were dropped. A code in another code system than the value set's matches "
+        "nothing.\n\n"
+        f"Limits (400, issue code too-costly): at most {MAX_OR_VALUES} comma-separated values in one "
+        f"parameter, {MAX_AND_GROUPS} repeats of one parameter and {MAX_PARAMETERS} parameters per search."
+    )
 
 
 def _search_param(parameter: SearchParameter) -> dict[str, Any]:
@@ -145,12 +174,7 @@ def capability_statement(
         "rest": [
             {
                 "mode": "server",
-                "documentation": (
-                    "Search answers a Bundle searchset with total, self and next links; "
-                    f"`_count` defaults to {DEFAULT_COUNT} and is capped at {MAX_COUNT}; "
-                    "`_summary=count` returns the total only; the next link carries a signed page token. "
-                    "Unknown search parameters are ignored unless `Prefer: handling=strict`."
-                ),
+                "documentation": _search_documentation(),
                 "security": {
                     "cors": cors,
                     "service": [

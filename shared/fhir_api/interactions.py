@@ -147,14 +147,14 @@ def history(service: Any, request: Request) -> Response:
 
 
 def search(service: Any, request: Request) -> Response:
-    """GET [type]?params: a searchset Bundle with self and next links."""
+    """GET [type]?params: a searchset Bundle with self and next links. Strict handling (the default)
+    refuses what the search would not use; lenient leaves it out and reports it in an outcome entry."""
     from fhir_api.search.parameters import parse_query
 
-    strict = "handling=strict" in (request.header("Prefer") or "").replace(" ", "")
     query = parse_query(
         request.query,
         service.definition.search_parameters,
-        strict=strict,
+        strict=not prefers_lenient_handling(request.header("Prefer")),
         sorts=service.definition.sort_parameters,
     )
     canonical = query.canonical()
@@ -169,9 +169,24 @@ def search(service: Any, request: Request) -> Response:
     if page.total is not None:
         bundle["total"] = page.total
     bundle["link"] = links
-    if page.matches:
-        bundle["entry"] = [RawJson(_search_entry(request, stored)) for stored in page.matches]
+    entries: list[Any] = [RawJson(_search_entry(request, stored)) for stored in page.matches]
+    if query.warnings:
+        from fhir_api.outcome import operation_outcome
+
+        entries.append({"resource": operation_outcome(list(query.warnings)), "search": {"mode": "outcome"}})
+    if entries:
+        bundle["entry"] = entries
     return Response(200, fhirjson.dumps(bundle))
+
+
+def prefers_lenient_handling(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header asks for ``handling=lenient``; strict is the default. Preferences are
+    comma-separated, and the first ``handling`` counts (RFC 7240)."""
+    for preference in (prefer or "").split(","):
+        token, _, value = preference.split(";", 1)[0].partition("=")
+        if token.strip().lower() == "handling":
+            return value.strip().strip('"').lower() == "lenient"
+    return False
 
 
 INTERACTIONS: dict[str, Callable[[Any, Request], Response]] = {

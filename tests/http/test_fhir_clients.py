@@ -19,6 +19,7 @@ from fhirclient import client as smart_client
 from fhirclient.models.bundle import Bundle as SmartBundle
 from fhirclient.models.capabilitystatement import CapabilityStatement as SmartCapabilityStatement
 from fhirclient.models.encounter import Encounter as SmartEncounter
+from fhirclient.models.operationoutcome import OperationOutcome as SmartOperationOutcome
 from fhirclient.models.patient import Patient as SmartPatient
 from fhirclient.server import FHIRPermissionDeniedException, FHIRUnauthorizedException
 from fhirpy import SyncFHIRClient
@@ -120,6 +121,46 @@ def test_fhirpy_count_matches_the_number_of_matches(fhirpy_client: Callable[[str
 
     # Then the totals are right
     assert (total, by_status, none) == (3, 3, 0)
+
+
+def test_fhirpy_pages_through_a_lenient_search_and_is_refused_a_strict_one(
+    local_stack: LocalStack, token: Callable[..., str]
+) -> None:
+    # Given a patient with three encounters, and fhirpy clients with and without Prefer: handling=lenient
+    if local_stack.gateway is not None:
+        local_stack.gateway.activate()
+    strict = SyncFHIRClient(
+        local_stack.base_url,
+        authorization=f"Bearer {token('practitioner')}",
+        requests_config={"timeout": REQUEST_TIMEOUT_SECONDS},
+    )
+    lenient = SyncFHIRClient(
+        local_stack.base_url,
+        authorization=f"Bearer {token('practitioner')}",
+        extra_headers={"Prefer": "handling=lenient"},
+        requests_config={"timeout": REQUEST_TIMEOUT_SECONDS},
+    )
+    patient = strict.resource("Patient", name=[{"family": "Lenient"}])
+    patient.save()
+    created = []
+    for day in range(1, 4):
+        encounter = strict.resource("Encounter", **encounter_body(patient.id, f"2024-06-0{day}T08:00:00Z"))
+        encounter.save()
+        created.append(encounter.id)
+
+    # When each searches them with a chain the server does not support, two per page
+    def search(client: SyncFHIRClient) -> list[Any]:
+        query = client.resources("Encounter").search(
+            subject=patient.id, **{"subject:Patient.name": "Lenient"}
+        )
+        return query.limit(2).fetch_all()
+
+    # Then the strict search raises the server's OperationOutcome naming the chain
+    with pytest.raises(OperationOutcome) as raised:
+        search(strict)
+    assert raised.value.resource["issue"][0]["expression"] == ["subject:Patient.name"]
+    # And the lenient one follows the next links to every encounter, leaving the outcome entry aside
+    assert sorted(resource.id for resource in search(lenient)) == sorted(created)
 
 
 def test_fhirpy_updates_and_reads_a_version_back(fhirpy_client: Callable[[str], SyncFHIRClient]) -> None:
@@ -229,6 +270,32 @@ def test_fhirclient_creates_searches_updates_and_reads_a_version(
     assert (first.meta.versionId, first.status) == ("1", "planned")
     current = SmartEncounter.read(encounter.id, client.server)
     assert (current.meta.versionId, current.status) == ("2", "arrived")
+
+
+def test_fhirclient_parses_the_outcome_entry_of_a_lenient_search(
+    smart: Callable[[str], smart_client.FHIRClient],
+) -> None:
+    # Given a fhirclient client that prefers lenient handling, and a patient with three encounters
+    client = smart("practitioner")
+    client.server.session.headers["Prefer"] = "handling=lenient"
+    created = SmartPatient({"name": [{"family": "Lenient"}]}).create(client.server)
+    assert created is not None
+    patient_id = created["id"]
+    for day in range(10, 13):
+        answer = SmartEncounter(encounter_body(patient_id, f"2024-06-{day}T10:00:00Z")).create(client.server)
+        assert answer is not None
+
+    # When it searches with a modifier the server does not support, two per page
+    search = SmartEncounter.where(struct={"subject": patient_id, "status:text": "planned", "_count": "2"})
+    pages = list(search.perform_iter(client.server))
+
+    # Then every page parses into its strict R4 models: three encounters, and the outcome of the first page
+    resources = [entry.resource for page in pages for entry in page.entry or []]
+    assert len(pages) == 2
+    assert sum(isinstance(resource, SmartEncounter) for resource in resources) == 3
+    [outcome] = [resource for resource in resources if isinstance(resource, SmartOperationOutcome)]
+    assert outcome.issue[0].severity == "warning"
+    assert outcome.issue[0].expression == ["status:text"]
 
 
 def test_fhirclient_without_a_valid_token_is_refused(

@@ -97,6 +97,14 @@ def test_date_prefixes_and_precisions_follow_the_fhir_range_rules(
         assert set(follow_all("Encounter", subject=clinic[patient], date=date)) == mine
 
 
+def test_contradictory_dates_match_nothing(clinic: dict[str, Any]) -> None:
+    # Ends before 2020 and starts after 2030: no period can do both
+    answer = search("Encounter", date=["eb2020", "sa2030"])
+    assert answer.status == 200, answer.text
+    assert (answer.body["total"], answer.body.get("entry")) == (0, None)
+    assert search("Encounter", date=["eb2020", "sa2030"], _summary="count").body["total"] == 0
+
+
 def test_class_and_type_tokens(clinic: dict[str, Any]) -> None:
     snomed = "http://snomed.info/sct"
     assert set(follow_all("Encounter", **{"class": "EMER"})) == {clinic["a_2023"]}
@@ -150,19 +158,85 @@ def test_summary_count_and_total(clinic: dict[str, Any]) -> None:
     assert search("Encounter", subject=clinic["bob"]).body["total"] == 2
 
 
-def test_unknown_parameters_are_ignored_unless_strict(clinic: dict[str, Any]) -> None:
-    lenient = search("Encounter", subject=clinic["bob"], colour="blue")
-    assert lenient.status == 200
-    assert "colour" not in lenient.body["link"][0]["url"]
-    strict = call(
+def test_unknown_parameters_are_refused_unless_lenient(clinic: dict[str, Any]) -> None:
+    # By default (and with Prefer: handling=strict) an unknown parameter is a 400 naming it
+    for headers in ({}, {"Prefer": "handling=strict"}):
+        strict = call(
+            "encounter_search",
+            "GET",
+            "/api/fhir/Encounter",
+            query={"subject": [clinic["bob"]], "colour": ["blue"]},
+            headers=headers,
+        )
+        assert strict.status == 400, strict.text
+        assert strict.body["resourceType"] == "OperationOutcome"
+        assert strict.body["issue"][0]["expression"] == ["colour"]
+    # With Prefer: handling=lenient it is left out of the search and of the self link, with a warning
+    lenient = call(
         "encounter_search",
         "GET",
         "/api/fhir/Encounter",
-        query={"colour": ["blue"]},
-        headers={"Prefer": "handling=strict"},
+        query={"subject": [clinic["bob"]], "colour": ["blue"]},
+        headers={"Prefer": "handling=lenient"},
     )
+    assert lenient.status == 200, lenient.text
+    assert "colour" not in lenient.body["link"][0]["url"]
+    matches = [entry for entry in lenient.body["entry"] if entry["search"]["mode"] == "match"]
+    assert {entry["resource"]["id"] for entry in matches} == {clinic["b_march"], clinic["b_planned"]}
+    assert lenient.body["total"] == 2  # the outcome entry is not a match
+    outcome = lenient.body["entry"][-1]
+    assert outcome["search"] == {"mode": "outcome"}
+    assert outcome["resource"]["issue"][0]["expression"] == ["colour"]
+
+
+def test_made_up_status_codes_are_refused_before_any_read(
+    clinic: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a record of every index Query and resource read
+    from fhir_api.store.dynamo import Store
+
+    reads: list[str] = []
+    query_partition, many = Store.query_partition, Store.many
+
+    def recorded_query(self: Store, *args: Any, **kwargs: Any) -> Any:
+        reads.append("query")
+        return query_partition(self, *args, **kwargs)
+
+    def recorded_many(self: Store, *args: Any, **kwargs: Any) -> Any:
+        reads.append("many")
+        return many(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "query_partition", recorded_query)
+    monkeypatch.setattr(Store, "many", recorded_many)
+    made_up = ",".join(f"made-up-{n}" for n in range(20))
+
+    # When made-up codes are searched for, strictly and leniently
+    strict = search("Encounter", status=made_up)
+    lenient = call(
+        "encounter_search",
+        "GET",
+        "/api/fhir/Encounter",
+        query={"status": [made_up]},
+        headers={"Prefer": "handling=lenient"},
+    )
+
+    # Then the strict search is a 400, the lenient one matches nothing, and neither read anything
     assert strict.status == 400
-    assert strict.body["resourceType"] == "OperationOutcome"
+    assert strict.body["issue"][0]["code"] == "code-invalid"
+    assert lenient.status == 200
+    assert [entry["search"]["mode"] for entry in lenient.body["entry"]] == ["outcome"]
+    [issue] = lenient.body["entry"][0]["resource"]["issue"]
+    assert issue["expression"] == ["status"] and "'made-up-19'" in issue["diagnostics"]
+    assert reads == []
+    # And a made-up code beside a real one is dropped, the real one still searched
+    mixed = call(
+        "encounter_search",
+        "GET",
+        "/api/fhir/Encounter",
+        query={"status": ["made-up,planned"]},
+        headers={"Prefer": "handling=lenient"},
+    )
+    assert [entry["resource"].get("id") for entry in mixed.body["entry"]] == [clinic["b_planned"], None]
 
 
 @pytest.mark.parametrize(

@@ -112,3 +112,10 @@ def test_the_readme_lists_exactly_the_clinical_safety_rules_of_the_code() -> Non
         f"- {rule.describe()}" for definition in DEFINITIONS.values() for rule in definition.safety_rules
     ]
     assert listed == expected
+
+
+def test_the_statement_says_search_handling_is_strict_by_default() -> None:
+    documentation = capability_statement(BASE, RESOURCES)["rest"][0]["documentation"]
+    assert "strict by default" in documentation
+    assert "`Prefer: handling=lenient`" in documentation
+    assert "at most 20 comma-separated values" in documentation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -30,11 +31,11 @@ from fhir_api.search.tokens import TokenValue
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
 
-def encounter(query: dict[str, list[str]], strict: bool = False) -> SearchQuery:
+def encounter(query: dict[str, list[str]], strict: bool = True) -> SearchQuery:
     return parse_query(query, ENCOUNTER_PARAMETERS, strict, sorts=ENCOUNTER_SORTS, now=NOW)
 
 
-def patient(query: dict[str, list[str]], strict: bool = False) -> SearchQuery:
+def patient(query: dict[str, list[str]], strict: bool = True) -> SearchQuery:
     return parse_query(query, PATIENT_PARAMETERS, strict, sorts=PATIENT_SORTS, now=NOW)
 
 
@@ -70,14 +71,74 @@ def test_tokens_ids_and_strings_are_parsed_by_type() -> None:
     assert names.occurrences("family")[0].modifier == "exact"
 
 
-def test_unknown_parameters_are_ignored_unless_strict() -> None:
-    # Given an unknown parameter / When lenient / Then ignored and left out of the canonical query
-    parsed = encounter({"foo": ["1"], "status": ["finished"], "_include": ["Encounter:subject"]})
-    assert parsed.canonical() == "_count=20&status=finished"
-    assert set(parsed.ignored) == {"foo", "_include"}
-    # When strict / Then 400 naming it
-    with pytest.raises(InvalidRequest, match="'foo'"):
-        encounter({"foo": ["1"]}, strict=True)
+UNSUPPORTED_KEYS = [
+    "foo",
+    "patient.name",  # a chain
+    "subject:Patient.name",  # a chain behind a type modifier
+    "_has:Observation:patient:code",
+    "_include",
+    "_revinclude",
+    "_elements",
+    "_contained",
+    "status:text",
+    "status:not",
+    "date:missing",
+    "subject:missing",
+    "_count:x",
+]
+
+
+@pytest.mark.parametrize("key", UNSUPPORTED_KEYS)
+def test_what_the_server_does_not_search_by_is_refused_naming_it(key: str) -> None:
+    # Given a search with one parameter, modifier, chain or result parameter the server does not support
+    query = {"subject": ["Patient/p-1"], key: ["Muller"]}
+
+    # When it is parsed with the default (strict) handling
+    with pytest.raises(InvalidRequest) as raised:
+        encounter(query)
+
+    # Then one issue names it and lists what Encounter supports
+    [issue] = raised.value.issues
+    assert (issue.severity, issue.code, issue.expression) == ("error", "not-supported", (key,))
+    assert f"'{key}'" in issue.diagnostics
+    assert "subject, subject:Patient, patient, patient:Patient, status, date" in issue.diagnostics
+
+
+def test_every_unsupported_parameter_gets_its_own_issue() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        encounter({"patient.name": ["Muller"], "_include": ["Encounter:subject"], "status": ["finished"]})
+    assert [issue.expression for issue in raised.value.issues] == [("_include",), ("patient.name",)]
+
+
+def test_one_issue_per_parameter_however_many_codes() -> None:
+    # Ten occurrences of twenty made-up codes each give one issue, not two hundred
+    made_up = [",".join(f"code-{n}-{m}" for m in range(MAX_OR_VALUES)) for n in range(MAX_AND_GROUPS)]
+    with pytest.raises(InvalidRequest) as raised:
+        encounter({"status": made_up})
+    [issue] = raised.value.issues
+    assert issue.expression == ("status",)
+    assert "'code-0-0'" in issue.diagnostics and "'code-9-19'" in issue.diagnostics
+
+
+@pytest.mark.parametrize("key", UNSUPPORTED_KEYS)
+def test_lenient_handling_leaves_it_out_with_a_warning(key: str) -> None:
+    # When the same search is parsed leniently
+    parsed = encounter({"subject": ["Patient/p-1"], key: ["Muller"]}, strict=False)
+
+    # Then the criteria it understands stay, the rest is out of the self link and reported as a warning
+    assert parsed.values("subject") == [["p-1"]]
+    assert parsed.canonical() == "_count=20&subject=Patient/p-1"
+    [warning] = parsed.warnings
+    assert (warning.severity, warning.expression) == ("warning", (key,))
+    assert "ignored" in warning.diagnostics
+
+
+def test_unsupported_summary_modes_are_refused_or_left_out() -> None:
+    with pytest.raises(InvalidRequest, match="_summary=text"):
+        encounter({"_summary": ["text"]})
+    parsed = encounter({"_summary": ["true"]}, strict=False)
+    assert not parsed.summary_count
+    assert [warning.expression for warning in parsed.warnings] == [("_summary",)]
 
 
 def test_transport_parameters_are_left_to_the_http_layer() -> None:
@@ -104,15 +165,15 @@ def test_transport_parameters_are_left_to_the_http_layer() -> None:
         ({"_summary": ["maybe"]}, "_summary"),
         ({"_total": ["all"]}, "_total"),
         ({"_page": [""]}, "_page"),
-        ({"_count:x": ["1"]}, "_count:x"),
-        ({"status:not": ["finished"]}, "status:not"),
-        ({"date:missing": ["true"]}, "date:missing"),
         ({"subject": ["Patient/1\\"]}, "subject"),
     ],
 )
 def test_malformed_values_of_known_parameters_are_400(query: dict[str, list[str]], name: str) -> None:
-    with pytest.raises(InvalidRequest, match=f"'{name}'"):
-        encounter(query)
+    # Under either handling: a malformed value is an error, not something to leave out
+    for strict in (True, False):
+        with pytest.raises(InvalidRequest, match=f"'{name}'") as raised:
+            encounter(query, strict)
+        assert raised.value.expression == (name,)
 
 
 def test_control_characters_are_400_even_in_unknown_parameters() -> None:
@@ -145,23 +206,83 @@ def test_result_parameters() -> None:
     )
     assert parsed.canonical() == "_count=20&_sort=-date&_summary=count&_total=accurate"
     assert not encounter({"_summary": ["false"]}).summary_count
-    # Unsupported _summary modes are ignored like unknown parameters, 400 when strict.
-    assert encounter({"_summary": ["true"]}).ignored == ("_summary",)
-    with pytest.raises(InvalidRequest, match="_summary"):
-        encounter({"_summary": ["text"]}, strict=True)
     with pytest.raises(InvalidRequest, match="_sort"):
         patient({"_sort": ["date"]})
 
 
-def test_empty_values_are_ignored() -> None:
-    parsed = encounter({"status": [""], "date": []})
+def test_total_method_is_read_as_total() -> None:
+    # fhirpy's count() sends _count=0&_totalMethod=count
+    assert encounter({"_count": ["0"], "_totalMethod": ["count"]}).canonical() == "_count=0&_total=accurate"
+    assert encounter({"_totalMethod": ["none"], "_total": ["none"]}).total == "none"
+    for query in ({"_totalMethod": ["all"]}, {"_totalMethod": ["count"], "_total": ["none"]}):
+        with pytest.raises(InvalidRequest, match="_totalMethod"):
+            encounter(query)
+
+
+def test_a_parameter_without_a_value_is_refused_or_left_out() -> None:
+    # An empty patient would otherwise answer with every patient's encounters
+    with pytest.raises(InvalidRequest, match="'patient' has no value") as raised:
+        encounter({"patient": [""]})
+    assert raised.value.issues[0].expression == ("patient",)
+    parsed = encounter({"status": [""], "date": []}, strict=False)
     assert not parsed.has("status") and not parsed.has("date")
     assert parsed.canonical() == "_count=20"
+    assert [warning.expression for warning in parsed.warnings] == [("status",)]
+
+
+@pytest.mark.parametrize(
+    ("search", "query", "code"),
+    [
+        (encounter, {"status": ["made-up"]}, "made-up"),
+        (encounter, {"status": ["planned,made-up,other"]}, "made-up"),
+        (encounter, {"status": ["FINISHED"]}, "FINISHED"),  # codes are case-sensitive
+        (encounter, {"status": ["http://hl7.org/fhir/encounter-status|made-up"]}, "made-up"),
+        (patient, {"gender": ["x"]}, "x"),
+    ],
+)
+def test_a_code_outside_the_required_value_set_is_refused(
+    search: Any, query: dict[str, list[str]], code: str
+) -> None:
+    # When a bound token carries a code its value set does not have
+    with pytest.raises(InvalidRequest) as raised:
+        search(query)
+
+    # Then the issue names the parameter and the code, and lists the codes
+    issue = raised.value.issues[0]
+    name = next(iter(query))
+    assert (issue.code, issue.expression) == ("code-invalid", (name,))
+    assert f"'{code}'" in issue.diagnostics
+    assert ("in-progress" if name == "status" else "female") in issue.diagnostics
+
+
+def test_lenient_handling_drops_unknown_codes_and_an_emptied_list_matches_nothing() -> None:
+    # Given made-up codes beside a real one, and made-up codes alone
+    mixed = encounter({"status": ["made-up,finished,other"]}, strict=False)
+    alone = encounter({"status": ["made-up,other"]}, strict=False)
+
+    # Then only the real code is searched for (and in the self link), with a warning per code
+    assert mixed.values("status") == [[TokenValue(None, "finished")]]
+    assert mixed.canonical() == "_count=20&status=finished"
+    [warning] = mixed.warnings
+    assert (warning.code, warning.expression) == ("code-invalid", ("status",))
+    assert "'made-up', 'other' are not status codes" in warning.diagnostics
+    # And a list left empty stays a criterion no encounter meets (it never widens to every status)
+    assert alone.has("status") and alone.values("status") == [[]]
+    assert alone.canonical() == "_count=20&status=made-up,other"
+
+
+def test_codes_of_another_system_are_valid_and_match_nothing() -> None:
+    parsed = encounter({"status": ["http://example.org/other|made-up"], "class": ["made-up"]})
+    assert parsed.values("status") == [[TokenValue("http://example.org/other", "made-up")]]
+    assert parsed.warnings == ()
 
 
 def test_canonical_is_stable_sorted_and_encoded() -> None:
     a = encounter({"status": ["finished"], "date": ["lt2024-02-01", "ge2024-01-01T10:00+01:00"]})
-    b = encounter({"date": ["ge2024-01-01T10:00+01:00", "lt2024-02-01"], "status": ["finished"], "x": ["1"]})
+    b = encounter(
+        {"date": ["ge2024-01-01T10:00+01:00", "lt2024-02-01"], "status": ["finished"], "x": ["1"]},
+        strict=False,
+    )
     assert a.canonical() == b.canonical()
     assert a.canonical() == "_count=20&date=ge2024-01-01T10:00%2B01:00&date=lt2024-02-01&status=finished"
     assert a.query_key("Encounter") == "Encounter?" + a.canonical()
@@ -169,10 +290,13 @@ def test_canonical_is_stable_sorted_and_encoded() -> None:
 
 
 def test_cost_limits() -> None:
-    with pytest.raises(SearchTooCostly):
+    encounter({"_id": [",".join(["a"] * MAX_OR_VALUES)]})
+    with pytest.raises(SearchTooCostly) as too_many_values:
         encounter({"status": [",".join(["finished"] * (MAX_OR_VALUES + 1))]})
-    with pytest.raises(SearchTooCostly):
+    assert too_many_values.value.expression == ("status",)
+    with pytest.raises(SearchTooCostly) as too_many_repeats:
         encounter({"date": ["ge2024"] * (MAX_AND_GROUPS + 1)})
+    assert too_many_repeats.value.expression == ("date",)
     with pytest.raises(SearchTooCostly):
         encounter({f"p{i}": ["1"] for i in range(100)})
     with pytest.raises(InvalidRequest, match="longer"):
@@ -262,3 +386,25 @@ def test_any_patient_query_parses_or_is_a_400(query: dict[str, list[str]]) -> No
         patient(query, True)
     except (InvalidRequest, SearchTooCostly):
         return
+
+
+@pytest.mark.parametrize(
+    ("prefer", "lenient"),
+    [
+        (None, False),
+        ("", False),
+        ("handling=strict", False),
+        ("handling=lenient", True),
+        ("return=minimal, handling=lenient", True),
+        ("HANDLING = Lenient", True),
+        ('handling="lenient"', True),
+        ("handling=lenient; x=1", True),
+        ("handling=strict, handling=lenient", False),  # RFC 7240: the first one counts
+        ("handling=sloppy", False),
+        ("respond-async, wait=10", False),
+    ],
+)
+def test_the_prefer_header_asks_for_lenient_handling_explicitly(prefer: str | None, lenient: bool) -> None:
+    from fhir_api.interactions import prefers_lenient_handling
+
+    assert prefers_lenient_handling(prefer) is lenient

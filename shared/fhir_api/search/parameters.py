@@ -11,33 +11,43 @@ Semantics:
 - Parsed values, by parameter type: ``date`` -> ``dates.DateCriterion``; ``token`` -> ``tokens.TokenValue``;
   ``reference`` -> the target id (``Patient/{id}`` or ``{id}``, ``str``); ``string`` -> ``StringValue``;
   ``_id`` -> the id (``str``).
-- Unknown parameters are ignored and left out of ``canonical()`` (and so of the self link), unless
-  ``strict`` (``Prefer: handling=strict``): then 400. ``_format`` and ``_pretty`` belong to the HTTP
-  layer and are skipped here, strict or not.
-- Modifiers: a known parameter accepts only the modifiers its table entry declares
-  (``SearchParameter.modifiers``); any other modifier is 400 even when not strict, because ignoring
-  one (``:not``, ``:missing``) would silently answer a different question.
-- An empty value (``status=``) is ignored like an unknown parameter; an empty item in an OR list
-  (``status=a,,b``) is 400.
+- Handling (FHIR's ``Prefer: handling``): ``strict`` (the default) refuses with 400 whatever the
+  server would not use: an unknown parameter, a modifier the table entry does not declare
+  (``SearchParameter.modifiers``), a chain (``patient.name``, ``subject:Patient.name``) or ``_has``, a
+  result parameter that is not implemented (``_include``, ``_revinclude``, ``_elements``,
+  ``_contained``, ``_summary=text``...), a parameter without a value (``status=``) and a code outside
+  the required value set of a bound token (``status=made-up``). One OperationOutcome issue per query
+  key names it (``expression``) and lists what the resource supports. Nothing is searched, since
+  silently dropping a criterion would answer a wider question than the one asked. Lenient (``strict=False``,
+  ``Prefer: handling=lenient``) leaves each of them out of the search and of ``canonical()`` (the self
+  link) and reports it as a warning issue in ``SearchQuery.warnings``. ``_format`` and ``_pretty``
+  belong to the HTTP layer and are skipped here.
+- Value sets: a ``code`` or ``{system}|code`` value of a parameter with ``codes`` must be one of them
+  (codes are case-sensitive). Under lenient handling the unknown code is dropped from its OR list; an
+  OR list left with no code matches nothing and makes no query. A value in another code system
+  (``http://example.org|finished``) or with no system (``|finished``) is valid and matches nothing.
+- An empty item in an OR list (``status=a,,b``) is 400 under either handling.
 - Control characters (NUL included) anywhere in a name or value are 400.
 - ``_count``: default 20; 0 returns only the total; above 100 it is capped to 100 (the server may
   page as it likes); negative, non-integer or repeated is 400.
 - ``_sort``: one of the values the resource allows (``sorts``), one key only; anything else is 400.
 - ``_summary``: ``count`` (total only) and ``false`` (the default) are honoured; ``true``, ``text`` and
-  ``data`` are not supported and treated like an unknown parameter (ignored, 400 when strict);
-  any other value is 400.
+  ``data`` are not implemented (refused, or ignored under lenient handling); any other value is 400.
 - ``_total``: ``none``, ``estimate`` or ``accurate`` (kept in ``SearchQuery.total``); else 400.
+  ``_totalMethod`` (Aidbox's name, which fhirpy's ``count()`` sends) is the same request, ``count``
+  meaning ``accurate``; it is written as ``_total`` in ``canonical()``.
 - ``_page``: the opaque page token (``search.paging``), never part of ``canonical()``.
-- Cost limits (``SearchTooCostly``): at most ``MAX_OR_VALUES`` OR values per occurrence,
-  ``MAX_AND_GROUPS`` occurrences of one parameter and ``MAX_PARAMETERS`` parameters; values longer
-  than ``MAX_VALUE_LENGTH`` are 400.
+- Cost limits (``SearchTooCostly``, 400 naming the parameter): at most ``MAX_OR_VALUES`` comma-separated
+  values in one occurrence, ``MAX_AND_GROUPS`` occurrences of one parameter and ``MAX_PARAMETERS``
+  parameters; values longer than ``MAX_VALUE_LENGTH`` are 400.
 
 Usage::
 
     query = parse_query(event["multiValueQueryStringParameters"] or {}, ENCOUNTER_PARAMETERS,
-                        strict=prefer_strict, sorts=ENCOUNTER_SORTS)
+                        strict=not prefer_lenient, sorts=ENCOUNTER_SORTS)
     query.values("status")    # [[TokenValue(...), TokenValue(...)], ...]: AND of OR groups
     query.count, query.sort, query.summary_count, query.total, query.page
+    query.warnings                # lenient handling: what was left out, as warning issues
     f"{base}/Encounter?{query.canonical()}"       # self link; page tokens bind query.query_key("Encounter")
 
 Standard library only (plus this package's errors).
@@ -53,10 +63,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from fhir_api.errors import InvalidRequest, SearchTooCostly
+from fhir_api.errors import InvalidRequest, Issue, SearchTooCostly
 from fhir_api.search.dates import parse_date_param
 from fhir_api.search.strings import normalize_text
-from fhir_api.search.tokens import parse_token, split_escaped, unescape
+from fhir_api.search.tokens import TokenValue, parse_token, split_escaped, unescape
 
 PARAMETER_TYPES = frozenset(
     {"number", "date", "string", "token", "reference", "composite", "quantity", "uri"}
@@ -69,10 +79,16 @@ MAX_AND_GROUPS = 10
 MAX_PARAMETERS = 30
 MAX_VALUE_LENGTH = 1024
 
-RESULT_PARAMETERS = frozenset({"_count", "_sort", "_summary", "_total", "_page"})
+RESULT_PARAMETERS = frozenset({"_count", "_sort", "_summary", "_total", "_totalMethod", "_page"})
+# FHIR result parameters this server does not implement (named as such when refused).
+UNIMPLEMENTED_RESULT_PARAMETERS = frozenset(
+    {"_include", "_revinclude", "_elements", "_contained", "_containedType", "_graph"}
+)
 # Read by the HTTP layer (content negotiation); never a search criterion.
 TRANSPORT_PARAMETERS = frozenset({"_format", "_pretty"})
 TOTAL_MODES = frozenset({"none", "estimate", "accurate"})
+# Aidbox's _totalMethod (sent by fhirpy's count()) -> the _total it means.
+TOTAL_METHOD_MODES = {"none": "none", "estimate": "estimate", "accurate": "accurate", "count": "accurate"}
 UNSUPPORTED_SUMMARY_MODES = frozenset({"true", "text", "data"})
 
 ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -148,7 +164,8 @@ class SearchQuery:
     summary_count: bool = False
     total: str | None = None
     page: str | None = None
-    ignored: tuple[str, ...] = ()
+    # Under lenient handling: what was left out of the search, one warning issue per query key.
+    warnings: tuple[Issue, ...] = ()
 
     def has(self, name: str) -> bool:
         """Whether the query constrains parameter ``name``."""
@@ -181,7 +198,7 @@ class SearchQuery:
 
 
 def _bad(name: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid search parameter '{name}': {message}")
+    return InvalidRequest(f"Invalid search parameter '{name}': {message}", expression=(name,))
 
 
 def _has_control(text: str) -> bool:
@@ -192,6 +209,99 @@ def _single(name: str, values: Sequence[str]) -> str:
     if len(values) != 1:
         raise _bad(name, "may appear only once")
     return values[0]
+
+
+def supported_parameters(parameters: Mapping[str, SearchParameter], sorts: Collection[str]) -> str:
+    """One sentence listing what a resource's searches accept (said with every refusal)."""
+    names = [
+        name
+        for parameter in parameters.values()
+        for name in (parameter.name, *(f"{parameter.name}:{modifier}" for modifier in parameter.modifiers))
+    ]
+    return (
+        f"Supported search parameters: {', '.join(names)}; result parameters: _count, "
+        f"_sort ({', '.join(sorts) if sorts else 'none'}), _summary (count, false), "
+        "_total (none, estimate, accurate), _page."
+    )
+
+
+class _Unused:
+    """What a query asks that the server would not use, one issue per query key (so the answer stays
+    small however many values are sent): strict makes them the error issues of one 400 (``finish``),
+    lenient warning issues while the search goes on without them."""
+
+    def __init__(
+        self, strict: bool, parameters: Mapping[str, SearchParameter], sorts: Collection[str]
+    ) -> None:
+        self.strict = strict
+        self.parameters = parameters
+        self.sorts = sorts
+        # (query key, issue code) -> (what is wrong, what leaving it out means); codes by query key.
+        self.problems: dict[tuple[str, str], tuple[str, str]] = {}
+        self.codes: dict[str, list[str]] = {}
+
+    def add(self, key: str, problem: str, when_ignored: str, code: str = "not-supported") -> None:
+        """``problem``: what is wrong with ``key``; ``when_ignored``: what leaving it out means."""
+        self.problems.setdefault((key, code), (problem, when_ignored))
+
+    def unknown_code(self, key: str, parameter: SearchParameter, code: str) -> None:
+        """A code the parameter's required value set lacks (no resource can hold it)."""
+        codes = self.codes.setdefault(key, [])
+        if code not in codes:
+            codes.append(code)
+        listed = ", ".join(f"'{value[:64]}'" for value in codes)
+        one = len(codes) == 1
+        self.problems[(key, "code-invalid")] = (
+            f"{listed} {'is not a' if one else 'are not'} {parameter.name} code{'' if one else 's'} "
+            f"({parameter.name} takes {', '.join(parameter.codes)})",
+            f"{'it was' if one else 'they were'} left out of the search "
+            "(a list left with no code matches nothing)",
+        )
+
+    def finish(self) -> tuple[Issue, ...]:
+        """The warnings (lenient); raise the 400 when strict and anything was unused."""
+        if not self.strict:
+            return tuple(
+                Issue(code, f"{problem}; {when_ignored}.", (key,), severity="warning")
+                for (key, code), (problem, when_ignored) in self.problems.items()
+            )
+        if self.problems:
+            supported = supported_parameters(self.parameters, self.sorts)
+            issues = [
+                Issue(code, f"{problem}. {supported}", (key,))
+                for (key, code), (problem, _) in self.problems.items()
+            ]
+            raise InvalidRequest(issues[0].diagnostics, expression=issues[0].expression, issues=issues)
+        return ()
+
+
+def _unsupported_reason(name: str, modifier: str, parameter: SearchParameter | None) -> str | None:
+    """Why a query key (``name[:modifier]``) is not something this server searches by; None when it is."""
+    if "." in name or "." in modifier:
+        return "chained searches are not implemented"
+    if name == "_has":
+        return "reverse chaining is not implemented"
+    if name in RESULT_PARAMETERS or name in TRANSPORT_PARAMETERS:
+        return f"{name} takes no modifier"
+    if name in UNIMPLEMENTED_RESULT_PARAMETERS:
+        return "a result parameter this server does not implement"
+    if parameter is None:
+        return "no such search parameter on this resource"
+    if modifier and modifier not in parameter.modifiers:
+        accepted = ", ".join(f":{m}" for m in parameter.modifiers)
+        return f"{name} takes " + (f"only the modifier {accepted}" if accepted else "no modifier")
+    return None
+
+
+def outside_value_set(value: Any, parameter: SearchParameter) -> bool:
+    """Whether a token names a code of the parameter's own code system that its value set lacks."""
+    return (
+        bool(parameter.codes)
+        and isinstance(value, TokenValue)
+        and value.code is not None
+        and value.system in (None, parameter.system)
+        and value.code not in parameter.codes
+    )
 
 
 def parse_count(raw: str) -> int:
@@ -243,22 +353,34 @@ def _parse_value(raw: str, parameter: SearchParameter, modifier: str, now: datet
 
 
 def _parse_group(
-    name: str, modifier: str, raw: str, parameter: SearchParameter, now: datetime | None
+    key: str, raw: str, parameter: SearchParameter, now: datetime | None, unused: _Unused
 ) -> ParameterGroup:
+    name, _, modifier = key.partition(":")
     if len(raw) > MAX_VALUE_LENGTH:
-        raise _bad(name, f"value longer than {MAX_VALUE_LENGTH} characters")
+        raise _bad(key, f"value longer than {MAX_VALUE_LENGTH} characters")
     items = split_escaped(raw, ",")
     if len(items) > MAX_OR_VALUES:
-        raise SearchTooCostly(f"Search parameter '{name}' has more than {MAX_OR_VALUES} values")
-    values = []
+        raise SearchTooCostly(
+            f"Search parameter '{key}' has more than {MAX_OR_VALUES} comma-separated values",
+            expression=(key,),
+        )
+    values: list[Any] = []
+    kept: list[str] = []
     for item in items:
         if not item:
-            raise _bad(name, "empty value in a comma-separated list")
+            raise _bad(key, "empty value in a comma-separated list")
         try:
-            values.append(_parse_value(item, parameter, modifier, now))
+            value = _parse_value(item, parameter, modifier, now)
         except ValueError as exc:
-            raise _bad(name, str(exc)) from None
-    return ParameterGroup(name, modifier, tuple(values), raw)
+            raise _bad(key, str(exc)) from None
+        if outside_value_set(value, parameter):
+            # No resource can hold the code (a required binding): it can only match nothing.
+            unused.unknown_code(key, parameter, value.code)
+            continue
+        values.append(value)
+        kept.append(item)
+    # The self link shows the codes used; a list with none keeps its text, so the link still matches nothing.
+    return ParameterGroup(name, modifier, tuple(values), ",".join(kept) if kept else raw)
 
 
 def parse_query(
@@ -270,17 +392,18 @@ def parse_query(
 ) -> SearchQuery:
     """Parse a search query (``multiValueQueryStringParameters``) against a parameter table.
 
-    ``strict`` is ``Prefer: handling=strict``; ``sorts`` the ``_sort`` values the resource allows;
-    ``now`` fixes the ``ap`` tolerance in tests. Raises ``InvalidRequest``/``SearchTooCostly`` (400).
+    ``strict`` refuses (400) what the server would not use, lenient (False) leaves it out with a warning
+    in ``SearchQuery.warnings``; ``sorts`` the ``_sort`` values the resource allows; ``now`` fixes the
+    ``ap`` tolerance in tests. Raises ``InvalidRequest``/``SearchTooCostly`` (400).
     """
     result = SearchQuery()
-    ignored: list[str] = []
     if not query:
         return result
     if len(query) > MAX_PARAMETERS:
         raise SearchTooCostly(f"A search takes at most {MAX_PARAMETERS} parameters")
     if not all(isinstance(key, str) for key in query):
         raise InvalidRequest("Search parameter names must be text")
+    unused = _Unused(strict, parameters, sorts)
     for key in sorted(query):
         given = query[key]
         # A single-valued mapping (queryStringParameters) gives a str: one value, not its characters.
@@ -291,38 +414,40 @@ def parse_query(
         if key in TRANSPORT_PARAMETERS:
             continue
         name, _, modifier = key.partition(":")
-        if name in RESULT_PARAMETERS:
-            if modifier:
-                raise _bad(key, "result parameters take no modifier")
-            _parse_result(result, name, raw_values, strict, sorts, ignored)
+        if name in RESULT_PARAMETERS and not modifier:
+            _parse_result(result, name, raw_values, sorts, unused)
             continue
         parameter = parameters.get(name)
-        if parameter is None:
-            if strict:
-                raise InvalidRequest(f"Unknown search parameter '{key}' (Prefer: handling=strict)")
-            ignored.append(key)
+        reason = _unsupported_reason(name, modifier, parameter)
+        if reason is not None or parameter is None:
+            unused.add(
+                key,
+                f"Search parameter '{key}' is not supported ({reason})",
+                "it was ignored, so the results are not filtered by it",
+            )
             continue
-        if modifier and modifier not in parameter.modifiers:
-            raise _bad(key, f"modifier ':{modifier}' is not supported")
         present = [value for value in raw_values if value != ""]
+        if len(present) < len(raw_values):
+            unused.add(
+                key,
+                f"Search parameter '{key}' has no value",
+                "it was ignored, so the results are not filtered by it",
+                code="required",
+            )
         if not present:
-            ignored.append(key)
             continue
         if len(present) + len(result.groups.get(name, [])) > MAX_AND_GROUPS:
-            raise SearchTooCostly(f"Search parameter '{name}' is repeated more than {MAX_AND_GROUPS} times")
+            raise SearchTooCostly(
+                f"Search parameter '{name}' is repeated more than {MAX_AND_GROUPS} times", expression=(name,)
+            )
         groups = result.groups.setdefault(name, [])
-        groups.extend(_parse_group(name, modifier, value, parameter, now) for value in present)
-    result.ignored = tuple(ignored)
+        groups.extend(_parse_group(key, value, parameter, now, unused) for value in present)
+    result.warnings = unused.finish()
     return result
 
 
 def _parse_result(
-    result: SearchQuery,
-    name: str,
-    values: Sequence[str],
-    strict: bool,
-    sorts: Collection[str],
-    ignored: list[str],
+    result: SearchQuery, name: str, values: Sequence[str], sorts: Collection[str], unused: _Unused
 ) -> None:
     if not values:
         return
@@ -338,15 +463,20 @@ def _parse_result(
         if value == "count":
             result.summary_count = True
         elif value in UNSUPPORTED_SUMMARY_MODES:
-            if strict:
-                raise _bad(name, f"_summary={value} is not supported (only count)")
-            ignored.append(name)
+            unused.add(
+                name,
+                f"_summary={value} is not supported (only count and false are)",
+                "it was ignored, so whole resources are returned",
+            )
         elif value != "false":
             raise _bad(name, f"expected count, true, text, data or false, got {value[:32]!r}")
-    elif name == "_total":
-        if value not in TOTAL_MODES:
-            raise _bad(name, f"expected none, estimate or accurate, got {value[:32]!r}")
-        result.total = value
+    elif name in ("_total", "_totalMethod"):
+        modes = TOTAL_METHOD_MODES if name == "_totalMethod" else {mode: mode for mode in TOTAL_MODES}
+        if value not in modes:
+            raise _bad(name, f"expected {', '.join(sorted(modes))}, got {value[:32]!r}")
+        if result.total is not None and result.total != modes[value]:
+            raise _bad(name, "_total and _totalMethod ask for different totals")
+        result.total = modes[value]
     else:  # _page
         if not value:
             raise _bad(name, "empty page token")

@@ -142,6 +142,8 @@ class MergedIndexReader:
             partition.next_key = next_key
             partition.loaded = True
 
+        if not partitions:
+            return  # a search that can match nothing (contradictory dates, no valid code) reads nothing
         if len(partitions) == 1:
             read(partitions[0])
             return
