@@ -401,7 +401,8 @@ def test_globals_run_python312_on_arm64_with_tracing_and_the_shared_layer(
     layer = resources["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "shared/"
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    # shared/Makefile builds it (requirements for arm64, bytecode of python3.12)
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     for name, properties in _functions(resources).items():
         assert "Runtime" not in properties and "Layers" not in properties, f"{name} overrides Globals"
 
@@ -426,11 +427,19 @@ def test_authorizer_gets_the_token_parameters(template: dict[str, Any], resource
     parameters = template["Parameters"]
     assert parameters["RolesClaim"]["Default"] == "roles"
     variables = resources[AUTHORIZER]["Properties"]["Environment"]["Variables"]
-    assert variables["TOKEN_ISSUER"] == {"Ref": "TokenIssuer"}
-    assert variables["TOKEN_AUDIENCE"] == {"Ref": "TokenAudience"}
-    assert variables["JWKS_URL"] == {"Ref": "JwksUrl"}
-    assert variables["ROLES_CLAIM"] == {"Ref": "RolesClaim"}
-    assert variables["TOKEN_ALGORITHMS"] == {"Ref": "TokenAlgorithms"}
+    # Without the demo user pool (tests/infrastructure/test_operations.py covers it) each setting is
+    # its parameter
+    expected = {
+        "TOKEN_ISSUER": "TokenIssuer",
+        "TOKEN_AUDIENCE": "TokenAudience",
+        "JWKS_URL": "JwksUrl",
+        "ROLES_CLAIM": "RolesClaim",
+        "TOKEN_ALGORITHMS": "TokenAlgorithms",
+    }
+    for variable, parameter in expected.items():
+        condition, _, without_pool = variables[variable]["Fn::If"]
+        assert condition == "DemoUserPoolEnabled"
+        assert without_pool == {"Ref": parameter}, variable
 
 
 def test_snapstart_is_opt_in(template: dict[str, Any]) -> None:
