@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from bench.calls import CallRecorder, items_read
 from bench.data import ACT_CODE
 from bench.events import search_event
-from local.gateway import LambdaContext
+from local.lambda_runtime import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

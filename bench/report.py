@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.capacity import Capacity
-from bench.coldstart import BARE, ColdStart
+from bench.coldstart import ColdStarts
 from bench.hostile import HostileRun
 from bench.load import LoadResult
 from bench.overhead import Overhead
@@ -51,22 +51,43 @@ def figures_table(figures: list[Figure]) -> list[str]:
     return _table(("figure", "value", "goal", "met", "how"), rows)
 
 
-def cold_table(results: dict[str, ColdStart], runs: int) -> list[str]:
-    """Cold starts of every function measured, and of the baseline."""
+def cold_table(results: ColdStarts) -> list[str]:
+    """Cold starts of every function in every set-up, and of the baseline."""
+    bare = results.bare
     rows = [
         (
+            variant,
             name,
             _ms(result.median_import_ms),
             _ms(result.median_first_answer_ms),
+            _ms(result.min_ms),
             _ms(result.median_ms),
             _ms(result.median_process_ms),
-            f"{result.median_ms / results[BARE].median_ms:.2f}",
+            result.compiled_modules,
+            f"{result.min_ms / bare.min_ms:.2f}",
+            f"{result.median_ms / bare.median_ms:.2f}",
         )
-        for name, result in results.items()
+        for variant, by_function in results.by_variant.items()
+        for name, result in by_function.items()
     ]
-    return [f"Cold starts: median of {runs} fresh processes (ms)"] + _table(
-        ("function", "import", "first answer", "import+answer", "process wall", "vs bare"), rows
+    title = (
+        f"Cold starts: {results.runs} fresh processes each (ms; import, first answer and process wall are "
+        "medians; import+answer min and median; compiled: sources imported without bytecode; "
+        "vs bare: over the bare function's min and median)"
     )
+    header = (
+        "set-up",
+        "function",
+        "import",
+        "first answer",
+        "min",
+        "median",
+        "process wall",
+        "compiled",
+        "vs bare min",
+        "vs bare median",
+    )
+    return [title, *_table(header, rows)]
 
 
 def overhead_table(results: list[Overhead]) -> list[str]:

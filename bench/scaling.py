@@ -5,7 +5,9 @@ The one-patient search returns the same ten encounters at both sizes (the other 
 other patients); the status search returns its first page (20) of the busiest status, spread over
 ``INDEX_SHARDS`` partitions that are queried in parallel. Both run through the handler; the items
 read per search are counted from DynamoDB's answers (ScannedCount of the Queries, items of the
-BatchGetItem), so the table shows that the reads stay the same.
+BatchGetItem), so the table shows that the reads stay the same. Each size first runs its searches
+unmeasured many times over, so that neither size is timed while DynamoDB Local's JVM is still
+compiling its query path.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def measure(
     runs: int,
     warmup: int = 5,
 ) -> dict[str, SearchTiming]:
-    """Run each search ``runs`` times (interleaved) through ``handler``; median latencies."""
+    """Run each search ``warmup`` times unmeasured, then ``runs`` times timed (interleaved) through
+    ``handler``; median latencies."""
     results: dict[str, SearchTiming] = {}
     for name, make_event in searches.items():
         with recorder.recording() as calls:
