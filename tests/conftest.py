@@ -3,7 +3,9 @@ per test session (started only when a test asks for it), and local tokens."""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,11 +13,21 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from fhir_api import audit
 from fhir_api.settings import reset_settings
 from local import issuer, tables
 from local.dynamodb import DynamoDBLocal
 from local.lambda_runtime import release_environment
 from local.template import load_template
+
+
+@pytest.fixture(scope="session", autouse=True)
+def function_logs_to_the_process_output() -> None:
+    """The functions' logger writes to the process's own standard output, as in Lambda: not to the
+    stream of whichever test first created it, which pytest closes when that test ends."""
+    handler = audit.get_logger().registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.stream = sys.__stdout__
 
 
 @pytest.fixture(scope="session")

@@ -49,13 +49,16 @@ def clinic(local_stack: LocalStack) -> dict[str, Any]:
 
 
 def refusal(response: requests.Response) -> dict[str, Any]:
-    """The 400 OperationOutcome of a refused search (valid FHIR R4)."""
+    """The 400 OperationOutcome of a refused search (valid FHIR R4), without its last issue, which
+    quotes the request id."""
     assert response.status_code == 400, response.text
     assert response.headers["Content-Type"].startswith(FHIR_JSON)
     outcome: dict[str, Any] = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert_valid(outcome)
-    return outcome
+    *issues, quoted = outcome["issue"]
+    assert quoted["severity"] == "information" and response.headers["X-Request-Id"] in quoted["diagnostics"]
+    return {**outcome, "issue": issues}
 
 
 def matches(bundle: dict[str, Any]) -> set[str]:
