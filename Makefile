@@ -15,13 +15,15 @@ DDB_PORT ?= 8000
 ROLE ?=
 SUB ?=
 TTL ?=
+SCOPE ?=
+AUD ?=
 TEST_DIRS := $(wildcard tests/unit tests/infrastructure tests/integration tests/http)
 PYTEST_ARGS ?=
 
 .PHONY: help install run token test lint bench clean
 
 help:
-	@echo "make install | run [PORT=3000 DDB_PORT=8000] | token ROLE=<role> [SUB=] [TTL=] | test | lint | bench | clean"
+	@echo "make install | run [PORT=3000 DDB_PORT=8000] | token ROLE=<role> [SUB=] [TTL=] [SCOPE=] [AUD=none] | test | lint | bench | clean"
 
 install: $(STAMP) $(DDB_JAR) $(FHIR_SCHEMA)
 
@@ -50,7 +52,7 @@ run: install
 	@exec $(PY) -m local.run --port "$(PORT)" --ddb-port "$(DDB_PORT)"
 
 token: install
-	@exec $(PY) -m local.issuer "$(ROLE)" "$(SUB)" "$(TTL)"
+	@exec $(PY) -m local.issuer "$(ROLE)" "$(SUB)" "$(TTL)" "$(SCOPE)" "$(AUD)"
 
 lint: install
 	$(PY) -m ruff check .

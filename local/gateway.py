@@ -609,6 +609,7 @@ class Gateway:
                 "JWKS_URL": f"http://127.0.0.1:{self.port}{JWKS_PATH}",
                 "TOKEN_ISSUER": issuer.ISSUER,
                 "TOKEN_AUDIENCE": issuer.AUDIENCE,
+                "ALLOWED_CLIENT_IDS": issuer.CLIENT_ID,
                 "PAGE_TOKEN_SECRET": local_secret("page-token-secret"),
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",

@@ -1,7 +1,8 @@
 """The Lambda handler every API function uses: ``handler = make_handler("encounter_create")``.
 
-It parses the proxy event, runs the route's interaction, turns domain errors into OperationOutcomes
-(``fhir_api.outcome``), and leaves one audit record per request.
+It parses the proxy event, checks the caller's route and token expiry again (``fhir_api.auth.access``:
+the authorizer's policy may be a cached one), runs the route's interaction, turns domain errors into
+OperationOutcomes (``fhir_api.outcome``), and leaves one audit record per request.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from fhir_api import audit, errors, interactions
+from fhir_api.auth import access
 from fhir_api.http import Request, Response
 from fhir_api.outcome import error_response, internal_error_response
 from fhir_api.routes import AUDIT_ACTIONS, ROUTES, Route, route_for_function
@@ -33,7 +35,10 @@ def make_handler(function: str) -> LambdaHandler:
         settings = get_settings()
         request = Request.from_event(event, settings.public_base_url)
         served = route or _route_for_path(request)
+        caller = access.caller_from_event(event)
         try:
+            if route is not None:
+                access.check(route, caller, settings.token_leeway_seconds)
             if route is None:
                 response = interactions.unrouted(request, _methods_for_path(request.path), settings)
             else:
@@ -55,6 +60,8 @@ def make_handler(function: str) -> LambdaHandler:
             status=response.status,
             version_id=request.path_params.get("vid")
             or interactions.etag_version(response.headers.get("ETag")),
+            client_id=caller.client_id if caller else None,
+            scopes=caller.scopes if caller else (),
         )
         return response.to_proxy()
 

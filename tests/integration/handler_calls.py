@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,12 @@ def call(
             "requestId": str(uuid.uuid4()),
             "path": f"/Prod{path}",
             "stage": "Prod",
-            "authorizer": {"principalId": sub, "sub": sub, "roles": roles},
+            "authorizer": {
+                "principalId": sub,
+                "sub": sub,
+                "roles": roles,
+                "exp": str(int(time.time()) + 3600),
+            },
         },
     }
     result = handler(event, LambdaContext())

@@ -35,7 +35,7 @@ def fresh_policy_cache() -> Iterator[None]:
 @pytest.mark.parametrize("role", ROLES)
 def test_the_policy_allows_exactly_the_routes_of_the_role(role: str) -> None:
     # Given the policy for a token with this one role, built on some request
-    answer = build_policy("user-1", [role], method_arn(ROUTES[1]))
+    answer = build_policy("user-1", routes_for_roles([role]), method_arn(ROUTES[1]))
     allowed = routes_for_roles([role])
 
     # When / Then every route (with real ids) is allowed exactly when the role table says so
@@ -48,7 +48,10 @@ def test_the_policy_allows_exactly_the_routes_of_the_role(role: str) -> None:
 @pytest.mark.parametrize("role", ROLES)
 def test_the_policy_is_the_same_whichever_route_asked(role: str) -> None:
     # Given the policies built for requests to each route
-    documents = [build_policy("user-1", [role], method_arn(route))["policyDocument"] for route in ROUTES]
+    documents = [
+        build_policy("user-1", routes_for_roles([role]), method_arn(route))["policyDocument"]
+        for route in ROUTES
+    ]
 
     # When / Then they are all the same, so the cached answer fits any later request
     assert all(document == documents[0] for document in documents)
@@ -56,7 +59,7 @@ def test_the_policy_is_the_same_whichever_route_asked(role: str) -> None:
 
 def test_resources_are_route_arns_with_parameters_as_stars() -> None:
     # Given the admin's policy
-    answer = build_policy("user-1", ["admin"], method_arn(ROUTES[3]))
+    answer = build_policy("user-1", routes_for_roles(["admin"]), method_arn(ROUTES[3]))
 
     # When its resources are read
     statements = answer["policyDocument"]["Statement"]
@@ -74,7 +77,7 @@ def test_resources_are_route_arns_with_parameters_as_stars() -> None:
 
 def test_a_read_pattern_allows_no_other_method_or_resource_type() -> None:
     # Given the auditor's policy, which allows GET .../Encounter/*
-    document = build_policy("user-2", ["auditor"], method_arn(ROUTES[3]))["policyDocument"]
+    document = build_policy("user-2", routes_for_roles(["auditor"]), method_arn(ROUTES[3]))["policyDocument"]
 
     # When / Then writes and look-alike resource types stay refused
     assert not is_allowed(document, f"{PREFIX}/PUT/api/fhir/Encounter/enc-42")
@@ -92,7 +95,7 @@ def test_a_wildcard_covering_a_refused_route_gets_an_explicit_deny(monkeypatch: 
     monkeypatch.setitem(routes.ROLE_INTERACTIONS, "viewer", frozenset({"read"}))
 
     # When its policy is built
-    document = build_policy("user-3", ["viewer"], method_arn(ROUTES[3]))["policyDocument"]
+    document = build_policy("user-3", routes_for_roles(["viewer"]), method_arn(ROUTES[3]))["policyDocument"]
 
     # Then GET .../Encounter/* does not leak history or vread: an explicit Deny covers them
     deny = [statement for statement in document["Statement"] if statement["Effect"] == "Deny"]
@@ -107,7 +110,9 @@ def test_a_wildcard_covering_a_refused_route_gets_an_explicit_deny(monkeypatch: 
 
 def test_roles_add_up() -> None:
     # Given a token with the auditor and practitioner roles
-    document = build_policy("user-4", ["auditor", "practitioner"], method_arn(ROUTES[1]))["policyDocument"]
+    document = build_policy("user-4", routes_for_roles(["auditor", "practitioner"]), method_arn(ROUTES[1]))[
+        "policyDocument"
+    ]
 
     # When / Then it may do what either may do
     assert is_allowed(document, f"{PREFIX}/POST/api/fhir/Patient")
@@ -115,7 +120,7 @@ def test_roles_add_up() -> None:
 
 def test_no_known_role_gets_a_policy_that_denies_everything() -> None:
     # Given a verified token whose roles the table does not know
-    answer = build_policy("user-5", ["receptionist", "ADMIN"], method_arn(ROUTES[3]))
+    answer = build_policy("user-5", routes_for_roles(["receptionist", "ADMIN"]), method_arn(ROUTES[3]))
 
     # When / Then the answer is a Deny (API Gateway's 403), not a refusal of the token (401)
     assert answer["principalId"] == "user-5"
@@ -186,15 +191,22 @@ LAMBDA_CONTEXT = SimpleNamespace(aws_request_id="inv-1", function_name="Authoriz
 
 def test_the_authorizer_answers_a_policy_and_context(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a token that verifies for a practitioner
-    monkeypatch.setattr(authorizer, "verify", lambda _header: Principal("user-6", ("practitioner", "x")))
+    principal = Principal("user-6", ("practitioner", "x"), client_id="app-1", expires_at=1_900_000_000)
+    monkeypatch.setattr(authorizer, "verify", lambda _header: principal)
 
     # When the authorizer runs for a search request
     event = authorizer_event(routes.route_for_function("encounter_search"))
     answer = authorizer.lambda_handler(event, LAMBDA_CONTEXT)
 
-    # Then the policy is the practitioner's and the functions learn sub and roles
+    # Then the policy is the practitioner's and the functions learn what they check again
     assert answer["principalId"] == "user-6"
-    assert answer["context"] == {"sub": "user-6", "roles": "practitioner x"}
+    assert answer["context"] == {
+        "sub": "user-6",
+        "roles": "practitioner x",
+        "scopes": "",
+        "client_id": "app-1",
+        "exp": 1_900_000_000,
+    }
     assert is_allowed(answer["policyDocument"], f"{PREFIX}/PUT/api/fhir/Patient/p-1")
 
 
