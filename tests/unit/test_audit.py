@@ -155,6 +155,26 @@ def test_every_routes_action_is_an_audit_action() -> None:
     assert audit.ACTIONS == {"create", "read", "vread", "search", "update", "history"}
 
 
+def test_a_machine_clients_record_names_the_client_and_its_scopes(logs: CapturedLogs) -> None:
+    # Given / When a search by a client-credentials token is audited
+    audit.audit(
+        "req-5",
+        "integration-1",
+        (),
+        "search",
+        "Encounter",
+        None,
+        200,
+        client_id="integration-1",
+        scopes=("system/Encounter.rs", "system/Patient.rs?name=Peter Chalmers", "x" * 200),
+    )
+
+    # Then the record names the client and the scopes as written, dropping what no scope looks like
+    (record,) = logs.audit_records()
+    assert record["client_id"] == "integration-1"
+    assert record["scopes"] == ["system/Encounter.rs"]
+
+
 # --- the authorizer's refusals -----------------------------------------------------------------------
 
 
