@@ -11,6 +11,7 @@ import pytest
 
 from fhir_api import routes
 from fhir_api.auth import authorizer, policy
+from fhir_api.auth.access import allowed_routes
 from fhir_api.auth.policy import api_arn_prefix, build_policy, is_allowed, match_route, route_pattern
 from fhir_api.auth.tokens import InvalidToken, Principal
 from fhir_api.routes import ROLE_INTERACTIONS, ROUTES, Route, routes_for_roles
@@ -257,4 +258,62 @@ def test_a_token_without_a_known_role_gets_a_deny_policy(monkeypatch: pytest.Mon
     answer = authorizer.lambda_handler(authorizer_event(ROUTES[3]), LAMBDA_CONTEXT)
 
     # Then it answers a policy (so 403, not 401) that allows nothing
+    assert all(not is_allowed(answer["policyDocument"], method_arn(route)) for route in ROUTES)
+
+
+@pytest.mark.parametrize(
+    ("roles", "scopes"),
+    [
+        ((), ("system/Encounter.rs",)),
+        ((), ("system/Patient.cu",)),
+        ((), ("system/Encounter.s", "system/Patient.r")),
+        (("auditor",), ("system/Patient.c",)),
+        (("practitioner",), ("user/Encounter.rs",)),
+        ((), ("system/*.cruds",)),
+    ],
+)
+def test_the_policy_allows_exactly_the_routes_of_roles_and_scopes(
+    roles: tuple[str, ...], scopes: tuple[str, ...]
+) -> None:
+    # Given the routes a token's roles and scopes allow, and the policy built from them
+    access = allowed_routes(roles, scopes)
+    answer = build_policy("client-1", access.routes, method_arn(ROUTES[1]))
+
+    # When / Then every route (with real ids) is allowed exactly when it is one of them
+    for route in ROUTES:
+        for resource_id, version_id in (("enc-42", "3"), ("a.b-C", "12")):
+            arn = method_arn(route, resource_id, version_id)
+            assert is_allowed(answer["policyDocument"], arn) == access.allows(route), (scopes, arn)
+
+
+def test_an_access_token_gets_the_policy_of_its_scopes_and_passes_them_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a verified client-credentials token allowed to search encounters only
+    principal = Principal(
+        "app-1", (), scopes=("system/Encounter.s",), client_id="app-1", expires_at=1_900_000_000
+    )
+    monkeypatch.setattr(authorizer, "verify", lambda _header: principal)
+
+    # When the authorizer runs
+    answer = authorizer.lambda_handler(
+        authorizer_event(routes.route_for_function("encounter_search")), LAMBDA_CONTEXT
+    )
+
+    # Then the search is allowed, nothing else, and the functions learn the scopes and the client
+    allowed = [route.function for route in ROUTES if is_allowed(answer["policyDocument"], method_arn(route))]
+    assert allowed == ["encounter_search"]
+    assert answer["context"]["scopes"] == "system/Encounter.s"
+    assert answer["context"]["client_id"] == "app-1"
+
+
+def test_a_patient_scope_gets_a_deny_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an admin token that also carries a patient-level scope
+    principal = Principal("user-9", ("admin",), scopes=("patient/Encounter.rs",), expires_at=1_900_000_000)
+    monkeypatch.setattr(authorizer, "verify", lambda _header: principal)
+
+    # When the authorizer runs
+    answer = authorizer.lambda_handler(authorizer_event(ROUTES[3]), LAMBDA_CONTEXT)
+
+    # Then it allows nothing (403): patient compartments are not enforced
     assert all(not is_allowed(answer["policyDocument"], method_arn(route)) for route in ROUTES)
