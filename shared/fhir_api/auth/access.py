@@ -17,6 +17,7 @@ The rule, in one place:
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ CONTEXT_ROLES = "roles"
 CONTEXT_SCOPES = "scopes"
 CONTEXT_CLIENT_ID = "client_id"
 CONTEXT_EXPIRES = "exp"
+_EPOCH_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def caller_from_event(event: dict[str, Any]) -> Caller | None:
         roles=tuple(str(context.get(CONTEXT_ROLES) or "").split()),
         scopes=tuple(str(context.get(CONTEXT_SCOPES) or "").split()),
         client_id=str(context[CONTEXT_CLIENT_ID]) if context.get(CONTEXT_CLIENT_ID) else None,
-        expires_at=int(expires) if expires.isdigit() and len(expires) <= 12 else None,
+        expires_at=int(expires) if _EPOCH_SECONDS.fullmatch(expires) else None,
     )
 
 
