@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fhir_api import errors
@@ -56,6 +57,12 @@ def _grants(scopes: list[Scope]) -> frozenset[tuple[str, str]]:
 
 def allowed_routes(roles: tuple[str, ...] | list[str], scopes: tuple[str, ...] | list[str] = ()) -> Access:
     """The routes ``roles`` and ``scopes`` (scope strings as the token carries them) allow together."""
+    return _allowed_routes(tuple(roles), tuple(scopes))
+
+
+# Every request of a function asks again, mostly with the same few role and scope sets.
+@lru_cache(maxsize=256)
+def _allowed_routes(roles: tuple[str, ...], scopes: tuple[str, ...]) -> Access:
     parsed = parse_scopes(scopes)
     refused = tuple(scope.text for scope in parsed if scope.context == "patient")
     if refused:
