@@ -338,3 +338,21 @@ def test_function_logs_hold_no_phi(api_functions: Callable[..., dict[str, Any]],
     text = logs.everything()
     assert_no_phi(text)
     assert "555-0100" not in text
+
+
+def test_a_function_audits_the_machine_client_it_served(
+    api_functions: Callable[..., dict[str, Any]], logs: CapturedLogs
+) -> None:
+    # Given a patient search by a client-credentials token: no role, a SMART scope, a client id
+    event = sample_event("patient_search")
+    context = event["requestContext"]["authorizer"]
+    context.update(principalId="lab-1", sub="lab-1", roles="", scopes="system/Patient.rs", client_id="lab-1")
+
+    # When the function answers it
+    answer = api_functions("patient_search", event)
+
+    # Then the scope allowed it, and the audit record names the client and the scope
+    assert answer["statusCode"] == 200, answer["body"]
+    (record,) = logs.audit_records()
+    assert (record["sub"], record["roles"], record["client_id"]) == ("lab-1", [], "lab-1")
+    assert record["scopes"] == ["system/Patient.rs"]
