@@ -15,6 +15,8 @@ DDB_PORT ?= 8000
 ROLE ?=
 SUB ?=
 TTL ?=
+SCOPE ?=
+AUD ?=
 TEST_DIRS := $(wildcard tests/unit tests/infrastructure tests/integration tests/http)
 PYTEST_ARGS ?=
 
@@ -64,7 +66,7 @@ seed: install
 	@$(PY) -m local.seed --port "$(PORT)"
 
 token: install
-	@exec $(PY) -m local.issuer "$(ROLE)" "$(SUB)" "$(TTL)"
+	@exec $(PY) -m local.issuer "$(ROLE)" "$(SUB)" "$(TTL)" "$(SCOPE)" "$(AUD)"
 
 lint: install
 	$(PY) -m ruff check .

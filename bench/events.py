@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from functools import cache
 from typing import Any
@@ -43,7 +44,15 @@ def api_event(
     context = event["requestContext"]
     context.update({"path": f"/Prod{path}", "requestId": request_id, "extendedRequestId": request_id})
     if context.get("authorizer") is not None:
-        context["authorizer"] = {"principalId": sub, "sub": sub, "roles": roles, "integrationLatency": 0}
+        # The functions check the token's expiry again (the authorizer passes exp): an hour ahead.
+        expires = str(int(time.time()) + 3600)
+        context["authorizer"] = {
+            "principalId": sub,
+            "sub": sub,
+            "roles": roles,
+            "exp": expires,
+            "integrationLatency": 0,
+        }
     event.update(
         {
             "path": path,

@@ -106,6 +106,7 @@ class Gateway:
                 "JWKS_URL": self._jwks_url(),
                 "TOKEN_ISSUER": issuer.ISSUER,
                 "TOKEN_AUDIENCE": issuer.AUDIENCE,
+                "ALLOWED_CLIENT_IDS": issuer.CLIENT_ID,
                 "PAGE_TOKEN_SECRET": local_secret("page-token-secret"),
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",

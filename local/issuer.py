@@ -26,6 +26,8 @@ ALGORITHM = "RS256"
 KEY_DIR = LOCAL_DIR / "issuer"
 KEY_FILE = "private.pem"
 DEFAULT_SUB = "local-user"
+# The OAuth client of local client-credentials access tokens (the local stack allows it without aud).
+CLIENT_ID = "encounter-api-local-client"
 DEFAULT_TTL = 3600
 # A negative ttl must give a token that is expired even for a verifier with clock-skew leeway.
 EXPIRED_MARGIN_SECONDS = 120
@@ -135,22 +137,54 @@ def mint(
     return jwt.encode(payload, signing_key, algorithm=algorithm, headers=header)
 
 
+def mint_access_token(
+    scope: str,
+    role: str = "",
+    sub: str | None = None,
+    ttl: int = DEFAULT_TTL,
+    audience: str | None = AUDIENCE,
+    **overrides: Any,
+) -> str:
+    """A token shaped like an OAuth client-credentials access token: ``client_id`` and ``scope``
+    (space-separated SMART scopes), ``sub`` the client id unless given, roles only when ``role`` is
+    given, and ``aud`` left out when ``audience`` is None (as Cognito's access tokens do)."""
+    claims_: dict[str, Any] = {"client_id": CLIENT_ID, "scope": scope, "aud": audience}
+    if not role:
+        claims_["roles"] = None
+    claims_.update(overrides)
+    return mint(role, sub or CLIENT_ID, ttl, **claims_)
+
+
+USAGE = (
+    'make token ROLE=<role> [SUB=<sub>] [TTL=<seconds>], or make token SCOPE="system/Encounter.rs ..." '
+    "[ROLE=<role>] [SUB=<sub>] [TTL=<seconds>] [AUD=none|<audience>]"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m local.issuer ROLE [SUB] [TTL]``: print one token on one line."""
+    """``python -m local.issuer ROLE [SUB] [TTL] [SCOPE] [AUD]``: print one token on one line.
+
+    Without SCOPE it is a role-bearing token as an ID token would be; with SCOPE, an access token
+    (``mint_access_token``). AUD ``none`` leaves ``aud`` out; another value replaces it.
+    """
     args = sys.argv[1:] if argv is None else argv
-    if not args or not args[0] or len(args) > 3:
-        sys.stderr.write(
-            "error: a role is required; run make token ROLE=<role> [SUB=<sub>] [TTL=<seconds>]\n"
-        )
+    args = [*args, "", "", "", "", ""][:5] if len(args) <= 5 else args
+    if len(args) > 5 or not (args[0] or args[3]):
+        sys.stderr.write(f"error: a role or a scope is required; run {USAGE}\n")
         return 2
-    role = args[0]
-    sub = args[1] if len(args) > 1 and args[1] else DEFAULT_SUB
+    role, sub, ttl_text, scope, aud = args
     try:
-        ttl = int(args[2]) if len(args) > 2 and args[2] else DEFAULT_TTL
+        ttl = int(ttl_text) if ttl_text else DEFAULT_TTL
     except ValueError:
-        sys.stderr.write(f"error: TTL must be a whole number of seconds, not {args[2]!r}; e.g. TTL=3600\n")
+        sys.stderr.write(f"error: TTL must be a whole number of seconds, not {ttl_text!r}; e.g. TTL=3600\n")
         return 2
-    sys.stdout.write(mint(role, sub, ttl) + "\n")
+    audience = None if aud.lower() == "none" else aud or AUDIENCE
+    if scope:
+        token = mint_access_token(scope, role, sub or None, ttl, audience)
+    else:
+        changes: dict[str, Any] = {"aud": audience} if aud else {}
+        token = mint(role, sub or DEFAULT_SUB, ttl, **changes)
+    sys.stdout.write(token + "\n")
     return 0
 
 

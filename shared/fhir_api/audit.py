@@ -7,7 +7,7 @@ Who calls it
 
 Signature
     ``audit(request_id, sub, roles, action, resource_type, resource_id, status, *, version_id=None,
-    source="function", reason=None) -> dict``
+    source="function", reason=None, client_id=None, scopes=()) -> dict``
 
     - ``request_id``: API Gateway's ``requestContext.requestId`` (the authorizer, which is not given it,
       passes its own invocation id with ``source="authorizer"``);
@@ -16,6 +16,8 @@ Signature
     - ``resource_type``, ``resource_id``, ``version_id``: from the route and its path parameters (None for
       search and create; pass the new id after a create if known);
     - ``status``: the HTTP status code answered;
+    - ``client_id`` and ``scopes``: the OAuth client (``client_id`` or ``azp``) and the SMART scopes the
+      token carried, for machine clients (null and [] for a token without them);
     - ``reason``: an optional fixed phrase of the server's own (why a token was refused), never request
       content.
 
@@ -23,7 +25,8 @@ The record is logged at INFO under the key ``audit``::
 
     {"message": "audit", "audit": {"time": "2024-05-01T10:00:00.123Z", "request_id": "...",
      "sub": "...", "roles": ["practitioner"], "action": "read", "resource_type": "Encounter",
-     "resource_id": "123", "version_id": null, "status": 200, "outcome": "success", "source": "function"}}
+     "resource_id": "123", "version_id": null, "status": 200, "outcome": "success", "source": "function",
+     "client_id": null, "scopes": []}}
 
 No PHI: the record holds ids and codes only. Values are checked, not trusted: an id that is not a FHIR
 id (``[A-Za-z0-9-.]{1,64}``) is logged as null, because a client may have put anything in the URL.
@@ -45,6 +48,8 @@ _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _VERSION_ID = re.compile(r"[0-9]{1,18}")
 _ROLE = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
 _MAX_SUB_LENGTH = 256
+# A SMART scope as written (query included): printable, no spaces.
+_SCOPE = re.compile(r"[!-~]{1,128}")
 
 _logger: Logger | None = None
 
@@ -86,6 +91,8 @@ def audit(
     version_id: str | int | None = None,
     source: str = "function",
     reason: str | None = None,
+    client_id: str | None = None,
+    scopes: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """Write one audit record for a request and return it."""
     record = {
@@ -100,6 +107,8 @@ def audit(
         "status": int(status),
         "outcome": outcome(int(status)),
         "source": source if source in ("function", "authorizer") else "function",
+        "client_id": _text(client_id, 256),
+        "scopes": [scope for scope in scopes if isinstance(scope, str) and _SCOPE.fullmatch(scope)][:100],
     }
     if reason:
         record["reason"] = reason[:64]

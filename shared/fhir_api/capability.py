@@ -31,6 +31,7 @@ SOFTWARE_NAME = "encounter-api"
 SOFTWARE_VERSION = "1.0.0"
 FORMATS = ["json", "application/fhir+json"]
 SECURITY_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+OAUTH_URIS_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 # FHIR's order of the type-level interactions, so the statement reads the same on every build.
 _INTERACTION_ORDER = (
@@ -77,7 +78,12 @@ def _security_description() -> str:
     lines = [
         "Every request except `GET " + API_PREFIX + "/metadata` needs `Authorization: Bearer <token>`: "
         "a JWT signed by the configured issuer (verified against its JWKS), whose roles claim names "
-        "one or more roles. A missing or invalid token gets 401; a role without the interaction gets 403.",
+        "one or more roles, or an OAuth access token with SMART on FHIR v2 scopes (`system/Encounter.rs`, "
+        "`system/*.cruds`, v1 `.read`/`.write`/`.*`; `user/` scopes narrow the token's roles; `patient/` "
+        "scopes are refused). A missing, invalid or expired token gets 401; a token whose roles and "
+        "scopes do not allow the interaction gets 403. See `"
+        + API_PREFIX
+        + "/.well-known/smart-configuration`.",
         "",
         "Roles and the interactions they allow:",
         "",
@@ -108,6 +114,34 @@ def _search_documentation() -> str:
         f"Limits (400, issue code too-costly): at most {MAX_OR_VALUES} comma-separated values in one "
         f"parameter, {MAX_AND_GROUPS} repeats of one parameter and {MAX_PARAMETERS} parameters per search."
     )
+
+
+def _security(cors: bool, token_endpoint: str | None) -> dict[str, Any]:
+    security: dict[str, Any] = {}
+    if token_endpoint:
+        security["extension"] = [
+            {"url": OAUTH_URIS_EXTENSION, "extension": [{"url": "token", "valueUri": token_endpoint}]}
+        ]
+    security.update(
+        {
+            "cors": cors,
+            "service": [
+                {
+                    "coding": [
+                        {"system": SECURITY_SERVICE_SYSTEM, "code": "OAuth", "display": "OAuth"},
+                        {
+                            "system": SECURITY_SERVICE_SYSTEM,
+                            "code": "SMART-on-FHIR",
+                            "display": "SMART-on-FHIR",
+                        },
+                    ],
+                    "text": "OAuth2 bearer token (JWT): roles, or SMART on FHIR v2 scopes",
+                }
+            ],
+            "description": _security_description(),
+        }
+    )
+    return security
 
 
 def _search_param(parameter: SearchParameter) -> dict[str, Any]:
@@ -153,11 +187,13 @@ def capability_statement(
     resources: Sequence[ResourceDefinition],
     date: str | None = None,
     cors: bool = False,
+    token_endpoint: str | None = None,
 ) -> dict[str, Any]:
     """The server's CapabilityStatement as a FHIR JSON dict.
 
     ``base_url`` is the FHIR base (``https://host/api/fhir``); ``date`` defaults to now (FHIR dateTime);
-    ``cors`` says whether CORS is on (``Settings.cors_origins`` is not empty).
+    ``cors`` says whether CORS is on (``Settings.cors_origins`` is not empty); ``token_endpoint``, when
+    configured, is advertised in SMART's oauth-uris extension.
     """
     base = base_url.rstrip("/")
     when = date or datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -175,18 +211,7 @@ def capability_statement(
             {
                 "mode": "server",
                 "documentation": _search_documentation(),
-                "security": {
-                    "cors": cors,
-                    "service": [
-                        {
-                            "coding": [
-                                {"system": SECURITY_SERVICE_SYSTEM, "code": "OAuth", "display": "OAuth"}
-                            ],
-                            "text": "OAuth2 bearer token (JWT)",
-                        }
-                    ],
-                    "description": _security_description(),
-                },
+                "security": _security(cors, token_endpoint),
                 "resource": [_resource(definition) for definition in resources],
             }
         ],

@@ -33,6 +33,18 @@ class ApiError(Exception):
         self.issues = issues or [Issue(self.issue_code, diagnostics, self.expression)]
 
 
+class Unauthenticated(ApiError):
+    """No valid bearer token stands behind the request: none reached the function, or it expired (401)."""
+
+    issue_code = "login"
+
+
+class Forbidden(ApiError):
+    """The token's roles and scopes do not allow this interaction (403)."""
+
+    issue_code = "forbidden"
+
+
 class InvalidRequest(ApiError):
     """The request cannot be understood: syntax, structure, types, unknown elements (400)."""
 

@@ -1,8 +1,9 @@
 """The Lambda handler every API function uses: ``handler = make_handler("encounter_create")``.
 
-It parses the proxy event, runs the route's interaction, turns domain errors into OperationOutcomes
-(``fhir_api.outcome``), leaves one audit record and one set of metrics per request, and names the
-request id in every log line, in an ``X-Request-Id`` header and in every OperationOutcome.
+It parses the proxy event, checks the caller's route and token expiry again (``fhir_api.auth.access``:
+the authorizer's policy may be a cached one), runs the route's interaction, turns domain errors into
+OperationOutcomes (``fhir_api.outcome``), leaves one audit record and one set of metrics per request, and
+names the request id in every log line, in an ``X-Request-Id`` header and in every OperationOutcome.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 
 from fhir_api import audit, errors, interactions, observability
+from fhir_api.auth import access
 from fhir_api.http import Request, Response
 from fhir_api.observability import LambdaHandler
 from fhir_api.outcome import error_response, internal_error_response, quote_request_id
@@ -39,10 +41,12 @@ def make_handler(function: str) -> LambdaHandler:
         settings = get_settings()
         request = Request.from_event(event, settings.public_base_url)
         served = route or _route_for_path(request)
+        caller = access.caller_from_event(event)
         try:
             if route is None:
                 response = interactions.unrouted(request, methods_for_path(request.path), settings)
             else:
+                access.check(route, caller, settings.token_leeway_seconds)
                 response = interactions.run(route, request, settings, context)
         except errors.ApiError as exc:
             response = error_response(exc)
@@ -66,6 +70,8 @@ def make_handler(function: str) -> LambdaHandler:
             status=response.status,
             version_id=request.path_params.get("vid")
             or interactions.etag_version(response.headers.get("ETag")),
+            client_id=caller.client_id if caller else None,
+            scopes=caller.scopes if caller else (),
         )
         return response.to_proxy()
 

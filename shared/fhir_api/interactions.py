@@ -28,6 +28,8 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
     _check_accept(request)
     if route.interaction == "capabilities":
         return capabilities(request, settings)
+    if route.interaction == "smart-configuration":
+        return smart_configuration(settings)
     from fhir_api.resources import service_for
 
     service = service_for(str(route.resource_type), settings)
@@ -57,9 +59,24 @@ def capabilities(request: Request, settings: Settings) -> Response:
     from fhir_api.resources import DEFINITIONS
 
     statement = capability_statement(
-        request.base_url, list(DEFINITIONS.values()), cors=bool(settings.cors_origins)
+        request.base_url,
+        list(DEFINITIONS.values()),
+        cors=bool(settings.cors_origins),
+        token_endpoint=settings.token_endpoint or None,
     )
     return Response(200, statement)
+
+
+def smart_configuration(settings: Settings) -> Response:
+    """GET /.well-known/smart-configuration: plain JSON, 404 when no token endpoint is configured."""
+    from fhir_api.auth.smart import smart_configuration as document
+
+    config = document(settings)
+    if config is None:
+        raise errors.ResourceNotFound(
+            "This server has no SMART configuration: no OAuth token endpoint is configured (TokenEndpoint)."
+        )
+    return Response(200, fhirjson.dumps(config), {"Content-Type": "application/json; charset=utf-8"})
 
 
 def read(service: Any, request: Request) -> Response:

@@ -4,7 +4,8 @@ Metrics are written as Embedded Metric Format records on standard output, which 
 CloudWatch Logs and CloudWatch turns into metrics; the local stack prints the same records. Every
 request adds ``Requests`` and ``Latency`` under the dimensions ``service``, ``function`` and
 ``status_class`` (2xx, 4xx, 5xx), plus the counts people watch: ``Creates``, ``Conflicts`` (409 and
-412), ``Throttles`` (503) and ``ServerErrors``. The authorizer adds ``RefusedTokens`` by reason.
+412), ``Throttles`` (503) and ``ServerErrors``. The authorizer adds ``AuthorizedTokens``, and
+``RefusedTokens`` by reason.
 
 Tracing costs cold start (the X-Ray SDK is a large import), so it is loaded only when the deployment
 turns it on (``POWERTOOLS_TRACE_DISABLED=false``). Traces carry no PHI: the handler's response and
@@ -68,6 +69,13 @@ def record_refused_token(reason: str) -> None:
     metrics.add_dimension("function", "authorizer")
     metrics.add_dimension("reason", reason[:64])
     metrics.add_metric("RefusedTokens", MetricUnit.Count, 1)
+
+
+def record_authorized_token() -> None:
+    """Count a token the authorizer let through to the route it asked for."""
+    metrics = get_metrics()
+    metrics.add_dimension("function", "authorizer")
+    metrics.add_metric("AuthorizedTokens", MetricUnit.Count, 1)
 
 
 def with_metrics(handler: LambdaHandler) -> LambdaHandler:

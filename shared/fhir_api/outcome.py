@@ -9,6 +9,8 @@ from fhir_api.http import Response
 HTTP_STATUS: tuple[tuple[type[errors.ApiError], int], ...] = (
     (errors.SearchTooCostly, 400),
     (errors.InvalidRequest, 400),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
     (errors.ResourceNotFound, 404),
     (errors.MethodNotAllowed, 405),
     (errors.NotAcceptable, 406),
@@ -53,6 +55,8 @@ def error_response(error: errors.ApiError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(error, errors.ServiceUnavailable):
         headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if isinstance(error, errors.MethodNotAllowed) and error.allowed:
         headers["Allow"] = ", ".join(error.allowed)
     return Response(status_of(error), operation_outcome(error.issues), headers)

@@ -1,4 +1,5 @@
-"""The route table and the role table: which function serves which route, and which role may call it.
+"""The route table and the role table: which function serves which route, and which role (or which
+SMART on FHIR scope permission) may call it.
 
 This is the only copy of both facts. The authorizer's policy, the CapabilityStatement, the local
 gateway's checks and the tests all read it; template.yaml is checked against it by a test.
@@ -24,6 +25,11 @@ class Route:
     interaction: str  # FHIR's interaction code: create, read, vread, update, search-type, ...
 
     @property
+    def smart_permission(self) -> str | None:
+        """The SMART on FHIR v2 permission letter a scope needs for this route (None: public route)."""
+        return SMART_PERMISSIONS.get(self.interaction)
+
+    @property
     def logical_id(self) -> str:
         """The function's logical id in template.yaml, e.g. ``EncounterCreateFunction``."""
         return "".join(part.capitalize() for part in self.function.split("_")) + "Function"
@@ -43,12 +49,21 @@ def _resource_routes(resource_type: str) -> tuple[Route, ...]:
 
 
 METADATA_ROUTE = Route("metadata", "GET", f"{API_PREFIX}/metadata", None, "capabilities")
-ROUTES: tuple[Route, ...] = (METADATA_ROUTE,) + tuple(
-    route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type)
+SMART_CONFIGURATION_ROUTE = Route(
+    "smart_configuration",
+    "GET",
+    f"{API_PREFIX}/.well-known/smart-configuration",
+    None,
+    "smart-configuration",
+)
+ROUTES: tuple[Route, ...] = (
+    (METADATA_ROUTE,)
+    + tuple(route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type))
+    + (SMART_CONFIGURATION_ROUTE,)
 )
 
 # Routes anyone may call, without a token.
-PUBLIC_INTERACTIONS = frozenset({"capabilities"})
+PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration"})
 READ_INTERACTIONS = frozenset({"read", "vread", "search-type", "history-instance"})
 WRITE_INTERACTIONS = frozenset({"create", "update"})
 
@@ -59,9 +74,21 @@ ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
     "auditor": READ_INTERACTIONS,
 }
 
+# The second column of the table: the SMART on FHIR v2 permission (c create, r read, u update,
+# d delete, s search) a scope must grant for each interaction. vread and history are reads in SMART.
+SMART_PERMISSIONS: dict[str, str] = {
+    "create": "c",
+    "read": "r",
+    "vread": "r",
+    "history-instance": "r",
+    "update": "u",
+    "search-type": "s",
+}
+
 # The action an audit record names for each interaction.
 AUDIT_ACTIONS = {
     "capabilities": "read",
+    "smart-configuration": "read",
     "create": "create",
     "read": "read",
     "vread": "vread",
@@ -77,6 +104,17 @@ def routes_for_roles(roles: tuple[str, ...] | list[str]) -> list[Route]:
     for role in roles:
         allowed |= ROLE_INTERACTIONS.get(role, frozenset())
     return [route for route in ROUTES if route.interaction in allowed]
+
+
+def routes_for_permissions(grants: frozenset[tuple[str, str]] | set[tuple[str, str]]) -> list[Route]:
+    """Every protected route whose (resource type, SMART permission letter) is in ``grants``."""
+    return [
+        route
+        for route in ROUTES
+        if route.resource_type is not None
+        and route.smart_permission is not None
+        and (route.resource_type, route.smart_permission) in grants
+    ]
 
 
 def route_for_function(function: str) -> Route:

@@ -61,6 +61,16 @@ class Settings:
     token_algorithms: str = _setting("TOKEN_ALGORITHMS", "RS256,ES256")
     token_leeway_seconds: int = _setting("TOKEN_LEEWAY_SECONDS", 30, 0, 60)
     jwks_timeout_seconds: float = _setting("JWKS_TIMEOUT_SECONDS", 3.0, 0.1, 10)
+    # Comma-separated OAuth client ids whose access tokens may come without `aud` (Cognito's carry
+    # `client_id` instead); empty accepts only tokens whose `aud` is TOKEN_AUDIENCE.
+    allowed_client_ids: str = _setting("ALLOWED_CLIENT_IDS", "")
+    # Tokens whose exp - iat exceeds this are refused; 0 leaves the lifetime to the issuer.
+    token_max_lifetime_seconds: int = _setting("TOKEN_MAX_LIFETIME_SECONDS", 0, 0)
+    # The OAuth token endpoint advertised by /metadata and /.well-known/smart-configuration.
+    token_endpoint: str = _setting("TOKEN_ENDPOINT", "")
+    token_endpoint_auth_methods: str = _setting(
+        "TOKEN_ENDPOINT_AUTH_METHODS", "private_key_jwt,client_secret_basic"
+    )
 
     # The Secrets Manager secret holding the page token key, read once per container
     # (fhir_api.store.secrets); PAGE_TOKEN_SECRET, when set (local stack, tests), is used instead.
@@ -109,6 +119,11 @@ class Settings:
     def cors_origins(self) -> list[str]:
         """The origins CORS answers for; empty means CORS is off."""
         return [origin.strip() for origin in self.cors_allowed_origins.split(",") if origin.strip()]
+
+    @property
+    def client_ids(self) -> frozenset[str]:
+        """The client ids whose access tokens are accepted without `aud`."""
+        return frozenset(item.strip() for item in self.allowed_client_ids.split(",") if item.strip())
 
 
 ENVIRONMENT_NAMES: frozenset[str] = frozenset(item.metadata["env"] for item in fields(Settings))

@@ -11,6 +11,7 @@ import requests
 
 from local.dynamodb import DynamoDBLocal
 from local.stack import LocalStack
+from tests.http.route_calls import create_records
 
 REQUEST_TIMEOUT_SECONDS = 30
 
@@ -54,3 +55,9 @@ def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token(role, **kwargs)}"}
 
     return make
+
+
+@pytest.fixture(scope="module")
+def records(local_stack: LocalStack) -> dict[str, str]:
+    """A patient and an encounter made by an admin, for the routes that need ids."""
+    return create_records(local_stack)

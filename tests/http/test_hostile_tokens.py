@@ -36,6 +36,14 @@ def tampered(token: str) -> str:
     return f"{header}.{b64url(json.dumps(claims).encode())}.{signature}"
 
 
+def scope_widened(token: str) -> str:
+    """An access token whose scope was widened to everything after signing, signature kept."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(scope="system/*.cruds")
+    return f"{header}.{b64url(json.dumps(claims).encode())}.{signature}"
+
+
 def hmac_with_public_key() -> str:
     """An HS256 token whose HMAC key is the issuer's public key (the classic algorithm confusion)."""
     public_pem = (
@@ -76,6 +84,27 @@ def hostile_authorizations() -> dict[str, str | None]:
         "jku header": "Bearer "
         + issuer.mint("admin", headers={"jku": "https://issuer.example/.well-known/jwks.json"}),
         "9 KB long": f"Bearer {issuer.mint('admin', padding='x' * 9 * 1024)}",
+        "sub with a newline": "Bearer " + issuer.mint("admin", sub="local-user\nadmin"),
+        "sub with a space": "Bearer " + issuer.mint("admin", sub="local user"),
+        "typ JOSE": "Bearer " + issuer.mint("admin", headers={"typ": "JOSE"}),
+        # Client-credentials access tokens (SMART scopes, no aud): as hostile as the others.
+        "scope token from another key": "Bearer "
+        + issuer.mint_access_token("system/*.cruds", audience=None, key=other_key),
+        "scope token, another key with the same kid": "Bearer "
+        + issuer.mint_access_token(
+            "system/*.cruds", audience=None, key=other_key, headers={"kid": issuer.kid()}
+        ),
+        "scope widened after signing": "Bearer "
+        + scope_widened(issuer.mint_access_token("system/Encounter.s", audience=None)),
+        "scope token of a client not allowed": "Bearer "
+        + issuer.mint_access_token("system/*.cruds", audience=None, client_id="rogue-app"),
+        "scope token without aud or client_id": "Bearer "
+        + issuer.mint_access_token("system/*.cruds", audience=None, client_id=None),
+        "scope token with a wrong aud": "Bearer "
+        + issuer.mint_access_token("system/*.cruds", audience="another-api"),
+        "scope token expired": "Bearer " + issuer.mint_access_token("system/*.cruds", ttl=-60, audience=None),
+        "scope token with a wrong iss": "Bearer "
+        + issuer.mint_access_token("system/*.cruds", audience=None, iss="https://issuer.example"),
     }
 
 

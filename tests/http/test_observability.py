@@ -4,6 +4,7 @@ every log line, and the CloudWatch metrics (EMF records) the function prints as 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -130,3 +131,41 @@ def test_a_version_conflict_is_counted(
         record for record in emf_records(capsys.readouterr().out) if "Conflicts" in metric_names(record)
     ]
     assert [(record["function"], record["status_class"]) for record in records] == [("patient_update", "4xx")]
+
+
+def test_a_refused_token_is_counted_by_reason(
+    api: Any, auth: Callable[..., dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an expired token and a valid one
+    capsys.readouterr()
+    expired = api.get("Encounter?status=finished", headers=auth("practitioner", ttl=-600))
+    # (a subject of its own, so that no policy cached for an earlier test's token answers for it)
+    allowed = api.get(
+        "Encounter?status=finished", headers=auth("practitioner", sub=f"metrics-{uuid.uuid4()}")
+    )
+
+    # Then the authorizer counts one refusal, by its reason, and one token let through
+    assert expired.status_code == 401 and allowed.status_code == 200
+    records = [
+        record for record in emf_records(capsys.readouterr().out) if record["function"] == "authorizer"
+    ]
+    refused = [record for record in records if "RefusedTokens" in metric_names(record)]
+    assert [record["reason"] for record in refused] == ["token expired"]
+    assert any("AuthorizedTokens" in metric_names(record) for record in records)
+
+
+def test_the_authorizer_logs_under_its_own_invocation_id(
+    api: Any, auth: Callable[..., dict[str, str]], logs: CapturedLogs
+) -> None:
+    # Given an auditor's write, which the authorizer refuses
+    refused = api.post(
+        "Patient", json={"resourceType": "Patient"}, headers={**auth("auditor"), "Content-Type": FHIR_JSON}
+    )
+
+    # Then the authorizer's audit record carries its own invocation id, not the API request's
+    assert refused.status_code == 403
+    lines = [line for line in logs.json_lines() if line.get("audit", {}).get("source") == "authorizer"]
+    assert len(lines) == 1
+    record_id = lines[0]["audit"]["request_id"]
+    assert record_id and lines[0]["correlation_id"] == record_id
+    assert record_id != refused.headers["x-amzn-RequestId"]

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 
 from fhir_api.routes import PUBLIC_INTERACTIONS, ROLE_INTERACTIONS, ROUTES, Route, routes_for_roles
+from tests.http.route_calls import assert_forbidden, call, patient_body
 
 pytestmark = pytest.mark.slow
 
@@ -22,64 +22,8 @@ FHIR_JSON = "application/fhir+json"
 UNKNOWN_ROLE = "receptionist"
 ROLES = [*sorted(ROLE_INTERACTIONS), UNKNOWN_ROLE]
 PROTECTED = [route for route in ROUTES if route.interaction not in PUBLIC_INTERACTIONS]
-V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 Auth = Callable[..., dict[str, str]]
-
-
-def patient_body(family: str, resource_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"resourceType": "Patient", "name": [{"family": family, "given": ["Test"]}]}
-    if resource_id:
-        body["id"] = resource_id
-    return body
-
-
-def encounter_body(patient_id: str, resource_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "status": "planned",
-        "class": {"system": V3_ACT_CODE, "code": "AMB"},
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
-    if resource_id:
-        body["id"] = resource_id
-    return body
-
-
-@pytest.fixture(scope="module")
-def records(local_stack: Any) -> dict[str, str]:
-    """A patient and an encounter made by an admin, for the routes that need ids."""
-    headers = {"Authorization": f"Bearer {local_stack.token('admin')}", "Content-Type": FHIR_JSON}
-    base = local_stack.base_url
-    patient = requests.post(f"{base}/Patient", json=patient_body("Rolecheck"), headers=headers, timeout=30)
-    assert patient.status_code == 201, patient.text
-    patient_id = patient.json()["id"]
-    encounter = requests.post(
-        f"{base}/Encounter", json=encounter_body(patient_id), headers=headers, timeout=30
-    )
-    assert encounter.status_code == 201, encounter.text
-    return {"Patient": patient_id, "Encounter": encounter.json()["id"]}
-
-
-def call(api: Any, route: Route, headers: dict[str, str], records: dict[str, str]) -> Any:
-    """One request to ``route``, with a valid body where the route takes one."""
-    resource_type = route.resource_type or ""
-    resource_id = records.get(resource_type, "missing")
-    path = route.path.removeprefix("/api/fhir/").replace("{id}", resource_id).replace("{vid}", "1")
-    body: dict[str, Any] | None = None
-    if route.interaction in ("create", "update"):
-        given_id = resource_id if route.interaction == "update" else None
-        body = (
-            encounter_body(records["Patient"], given_id)
-            if resource_type == "Encounter"
-            else patient_body("Rolecheck", given_id)
-        )
-    return api.request(route.method, path, json=body, headers={**headers, "Content-Type": FHIR_JSON})
-
-
-def assert_forbidden(response: Any) -> None:
-    assert response.status_code == 403, response.text
-    assert response.json()["resourceType"] == "OperationOutcome"
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fhir_api.resources import DEFINITIONS
-from fhir_api.routes import READ_INTERACTIONS, ROUTES, WRITE_INTERACTIONS, Route
+from fhir_api.routes import PUBLIC_INTERACTIONS, READ_INTERACTIONS, ROUTES, WRITE_INTERACTIONS, Route
 from fhir_api.settings import ENVIRONMENT_NAMES
 from local.template import load_template
 
@@ -243,11 +243,11 @@ def test_token_authorizer_is_the_default_and_only_metadata_is_open(resources: di
     assert authorizer["Identity"]["Header"] == "Authorization"
     assert authorizer["Identity"]["ReauthorizeEvery"] == 300
     assert AUTHORIZER in json.dumps(authorizer["FunctionArn"])
-    # And only the metadata route opts out of it
+    # And only the public routes (metadata, SMART configuration) opt out of it
     functions = _functions(resources)
     for route in ROUTES:
         event = _api_events(functions[route.logical_id])[0]
-        if route.interaction == "capabilities":
+        if route.interaction in PUBLIC_INTERACTIONS:
             assert event["Auth"] == {"Authorizer": "NONE"}
         else:
             assert "Auth" not in event, f"{route.logical_id} must use the default authorizer"
@@ -300,7 +300,7 @@ def test_every_function_has_its_event_file(resources: dict[str, Any]) -> None:
         served = [(e["Method"].upper(), e["Path"]) for e in _api_events(properties)]
         assert (event["httpMethod"], event["resource"]) in served or ("ANY", event["resource"]) in served
         route: Route | None = by_logical_id.get(logical_id)
-        if route is not None and route.interaction != "capabilities":
+        if route is not None and route.interaction not in PUBLIC_INTERACTIONS:
             authorizer = event["requestContext"]["authorizer"]
             assert authorizer["sub"] and authorizer["roles"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,12 @@ def call(
             "domainName": GATEWAY_DOMAIN,
             "path": f"/Prod{path}",
             "stage": "Prod",
-            "authorizer": {"principalId": sub, "sub": sub, "roles": roles},
+            "authorizer": {
+                "principalId": sub,
+                "sub": sub,
+                "roles": roles,
+                "exp": str(int(time.time()) + 3600),
+            },
         },
     }
     result = handler(event, LambdaContext("integration", str(uuid.uuid4())))

@@ -121,6 +121,26 @@ def test_every_routes_action_is_an_audit_action() -> None:
     assert audit.ACTIONS == {"create", "read", "vread", "search", "update", "history"}
 
 
+def test_a_machine_clients_record_names_the_client_and_its_scopes(logs: CapturedLogs) -> None:
+    # Given / When a search by a client-credentials token is audited
+    audit.audit(
+        "req-5",
+        "integration-1",
+        (),
+        "search",
+        "Encounter",
+        None,
+        200,
+        client_id="integration-1",
+        scopes=("system/Encounter.rs", "system/Patient.rs?name=Peter Chalmers", "x" * 200),
+    )
+
+    # Then the record names the client and the scopes as written, dropping what no scope looks like
+    (record,) = logs.audit_records()
+    assert record["client_id"] == "integration-1"
+    assert record["scopes"] == ["system/Encounter.rs"]
+
+
 # --- the authorizer's refusals -----------------------------------------------------------------------
 
 
@@ -276,3 +296,21 @@ def test_function_logs_hold_no_phi(api_functions: Callable[..., dict[str, Any]],
     text = logs.everything()
     assert_no_phi(text)
     assert "555-0100" not in text
+
+
+def test_a_function_audits_the_machine_client_it_served(
+    api_functions: Callable[..., dict[str, Any]], logs: CapturedLogs
+) -> None:
+    # Given a patient search by a client-credentials token: no role, a SMART scope, a client id
+    event = sample_event("patient_search")
+    context = event["requestContext"]["authorizer"]
+    context.update(principalId="lab-1", sub="lab-1", roles="", scopes="system/Patient.rs", client_id="lab-1")
+
+    # When the function answers it
+    answer = api_functions("patient_search", event)
+
+    # Then the scope allowed it, and the audit record names the client and the scope
+    assert answer["statusCode"] == 200, answer["body"]
+    (record,) = logs.audit_records()
+    assert (record["sub"], record["roles"], record["client_id"]) == ("lab-1", [], "lab-1")
+    assert record["scopes"] == ["system/Patient.rs"]

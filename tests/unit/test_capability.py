@@ -16,6 +16,7 @@ from fhir_api.routes import ROLE_INTERACTIONS, ROUTES
 from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, PATIENT_PARAMETERS
 from fhir_api.search.parameters import SearchParameter
 
+SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 BASE = "https://fhir.example.org/api/fhir"
 
 
@@ -119,3 +120,23 @@ def test_the_statement_says_search_handling_is_strict_by_default() -> None:
     assert "strict by default" in documentation
     assert "`Prefer: handling=lenient`" in documentation
     assert "at most 20 comma-separated values" in documentation
+
+
+def test_security_advertises_smart_and_its_token_endpoint_when_configured() -> None:
+    # Given a deployment naming its OAuth token endpoint, and one naming none
+    with_endpoint = capability_statement(
+        BASE, RESOURCES, token_endpoint="https://auth.example.org/oauth2/token"
+    )
+    without = capability_statement(BASE, RESOURCES)
+
+    # Then both say SMART-on-FHIR; only the first carries SMART's oauth-uris extension, and it stays valid R4
+    for statement in (with_endpoint, without):
+        codings = statement["rest"][0]["security"]["service"][0]["coding"]
+        assert {"system": SERVICE_SYSTEM, "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"} in codings
+    (extension,) = with_endpoint["rest"][0]["security"]["extension"]
+    assert extension == {
+        "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+        "extension": [{"url": "token", "valueUri": "https://auth.example.org/oauth2/token"}],
+    }
+    assert "extension" not in without["rest"][0]["security"]
+    CapabilityStatement.model_validate(with_endpoint)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,10 +34,12 @@ FUNCTIONS = ROOT / "functions"
 EVENT_PATIENT_ID = "65f1234567890abcdef12345"
 EVENT_ENCOUNTER_ID = "65f6789012345abcdef67890"
 FHIR_JSON = "application/fhir+json"
+TOKEN_ENDPOINT = "https://auth.example.org/oauth2/token"
 
 # The documented answer of each function to its event: status and resourceType of the body.
 EXPECTED: dict[str, tuple[int, str]] = {
     "metadata": (200, "CapabilityStatement"),
+    "smart_configuration": (200, "SMART configuration"),
     "encounter_create": (201, "Encounter"),
     "encounter_search": (200, "Bundle"),
     "encounter_read": (200, "Encounter"),
@@ -101,6 +104,8 @@ def seeded(moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Seed
     """The template's tables on moto, holding the patient and the encounter of the create events."""
     monkeypatch.setenv("PAGE_TOKEN_SECRET", "unit-test-page-token-secret")
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    monkeypatch.setenv("TOKEN_ENDPOINT", TOKEN_ENDPOINT)
+    reset_settings()
     assert sorted(moto_tables.values()) == ["Encounters", "Idempotency", "Patients", "Versions"]
     # The encounter's subject must exist: the patient is created first, then the encounter's
     # event is rewritten to name it.
@@ -125,8 +130,12 @@ def test_the_function_answers_its_event(name: str, seeded: Seeded) -> None:
     expected_status, expected_type = EXPECTED[name]
     # When the function's handler gets its event
     status, headers, body = invoke(name, seeded)
-    # Then it answers with the documented status and a FHIR body
+    # Then it answers with the documented status and a FHIR body (the SMART configuration is plain JSON)
     assert status == expected_status, body
+    if name == "smart_configuration":
+        assert headers["Content-Type"].startswith("application/json")
+        assert body["token_endpoint"] == TOKEN_ENDPOINT
+        return
     assert headers["Content-Type"].startswith(FHIR_JSON)
     assert body["resourceType"] == expected_type
     # And no cache may keep it (it may hold PHI), nor a browser sniff another type
@@ -241,7 +250,12 @@ def test_the_authorizer_allows_every_route_of_the_tokens_role(jwks_issuer: Any) 
     answer = load_handler("authorizer")(event, LambdaContext("authorizer"))
     # Then the policy allows every route an admin may call, so a cached answer fits any of them
     assert answer["principalId"] == "clinic-admin"
-    assert answer["context"] == {"sub": "clinic-admin", "roles": "admin"}
+    assert {key: answer["context"][key] for key in ("sub", "roles", "scopes")} == {
+        "sub": "clinic-admin",
+        "roles": "admin",
+        "scopes": "",
+    }
+    assert answer["context"]["exp"] > time.time()
     prefix = event["methodArn"].split("/", 1)[0] + "/" + event["methodArn"].split("/")[1]
     for route in routes_for_roles(["admin"]):
         concrete = route.path.replace("{id}", "x1").replace("{vid}", "1")

@@ -132,6 +132,46 @@ def test_token_cli_prints_one_line() -> None:
     assert jwt.decode(result.stdout.strip(), options={"verify_signature": False})["roles"] == ["nurse"]
 
 
+def test_token_cli_keeps_role_sub_and_ttl(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given / When the arguments make token passes for ROLE, SUB and TTL (SCOPE and AUD empty)
+    assert issuer.main(["auditor", "nurse-7", "120", "", ""]) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+
+    # Then it is today's role-bearing token
+    assert (claims["roles"], claims["sub"], claims["aud"]) == (["auditor"], "nurse-7", issuer.AUDIENCE)
+    assert claims["exp"] - claims["iat"] == 120
+    assert "scope" not in claims and "client_id" not in claims
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["", "", "", "system/Encounter.rs system/Patient.rs", "none"], {"roles": None, "aud": None}),
+        (
+            ["practitioner", "", "", "user/Encounter.rs", ""],
+            {"roles": ["practitioner"], "aud": issuer.AUDIENCE},
+        ),
+    ],
+)
+def test_token_cli_prints_an_access_token_for_scopes(
+    args: list[str], expected: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given / When make token SCOPE="..." (with or without ROLE, with AUD=none or not)
+    assert issuer.main(args) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+
+    # Then it carries client_id and scope like a client-credentials access token
+    assert claims["client_id"] == claims["sub"] == issuer.CLIENT_ID
+    assert claims["scope"] == args[3]
+    assert claims.get("roles") == expected["roles"]
+    assert claims.get("aud") == expected["aud"]
+
+
+def test_token_cli_needs_a_role_or_a_scope(capsys: pytest.CaptureFixture[str]) -> None:
+    assert issuer.main(["", "", "", "", ""]) == 2
+    assert "SCOPE=" in capsys.readouterr().err
+
+
 def test_dynamodb_local_on_a_port_in_use_is_a_one_line_error() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -10,6 +10,7 @@ import pytest
 
 from fhir_api import routes
 from fhir_api.auth import authorizer, policy
+from fhir_api.auth.access import allowed_routes
 from fhir_api.auth.policy import api_arn_prefix, build_policy, is_allowed, match_route, route_pattern
 from fhir_api.auth.tokens import InvalidToken, Principal
 from fhir_api.routes import ROLE_INTERACTIONS, ROUTES, Route, routes_for_roles
@@ -35,7 +36,7 @@ def fresh_policy_cache() -> Iterator[None]:
 @pytest.mark.parametrize("role", ROLES)
 def test_the_policy_allows_exactly_the_routes_of_the_role(role: str) -> None:
     # Given the policy for a token with this one role, built on some request
-    answer = build_policy("user-1", [role], method_arn(ROUTES[1]))
+    answer = build_policy("user-1", routes_for_roles([role]), method_arn(ROUTES[1]))
     allowed = routes_for_roles([role])
 
     # When / Then every route (with real ids) is allowed exactly when the role table says so
@@ -48,7 +49,10 @@ def test_the_policy_allows_exactly_the_routes_of_the_role(role: str) -> None:
 @pytest.mark.parametrize("role", ROLES)
 def test_the_policy_is_the_same_whichever_route_asked(role: str) -> None:
     # Given the policies built for requests to each route
-    documents = [build_policy("user-1", [role], method_arn(route))["policyDocument"] for route in ROUTES]
+    documents = [
+        build_policy("user-1", routes_for_roles([role]), method_arn(route))["policyDocument"]
+        for route in ROUTES
+    ]
 
     # When / Then they are all the same, so the cached answer fits any later request
     assert all(document == documents[0] for document in documents)
@@ -56,7 +60,7 @@ def test_the_policy_is_the_same_whichever_route_asked(role: str) -> None:
 
 def test_resources_are_route_arns_with_parameters_as_stars() -> None:
     # Given the admin's policy
-    answer = build_policy("user-1", ["admin"], method_arn(ROUTES[3]))
+    answer = build_policy("user-1", routes_for_roles(["admin"]), method_arn(ROUTES[3]))
 
     # When its resources are read
     statements = answer["policyDocument"]["Statement"]
@@ -74,7 +78,7 @@ def test_resources_are_route_arns_with_parameters_as_stars() -> None:
 
 def test_a_read_pattern_allows_no_other_method_or_resource_type() -> None:
     # Given the auditor's policy, which allows GET .../Encounter/*
-    document = build_policy("user-2", ["auditor"], method_arn(ROUTES[3]))["policyDocument"]
+    document = build_policy("user-2", routes_for_roles(["auditor"]), method_arn(ROUTES[3]))["policyDocument"]
 
     # When / Then writes and look-alike resource types stay refused
     assert not is_allowed(document, f"{PREFIX}/PUT/api/fhir/Encounter/enc-42")
@@ -92,7 +96,7 @@ def test_a_wildcard_covering_a_refused_route_gets_an_explicit_deny(monkeypatch: 
     monkeypatch.setitem(routes.ROLE_INTERACTIONS, "viewer", frozenset({"read"}))
 
     # When its policy is built
-    document = build_policy("user-3", ["viewer"], method_arn(ROUTES[3]))["policyDocument"]
+    document = build_policy("user-3", routes_for_roles(["viewer"]), method_arn(ROUTES[3]))["policyDocument"]
 
     # Then GET .../Encounter/* does not leak history or vread: an explicit Deny covers them
     deny = [statement for statement in document["Statement"] if statement["Effect"] == "Deny"]
@@ -107,7 +111,9 @@ def test_a_wildcard_covering_a_refused_route_gets_an_explicit_deny(monkeypatch: 
 
 def test_roles_add_up() -> None:
     # Given a token with the auditor and practitioner roles
-    document = build_policy("user-4", ["auditor", "practitioner"], method_arn(ROUTES[1]))["policyDocument"]
+    document = build_policy("user-4", routes_for_roles(["auditor", "practitioner"]), method_arn(ROUTES[1]))[
+        "policyDocument"
+    ]
 
     # When / Then it may do what either may do
     assert is_allowed(document, f"{PREFIX}/POST/api/fhir/Patient")
@@ -115,7 +121,7 @@ def test_roles_add_up() -> None:
 
 def test_no_known_role_gets_a_policy_that_denies_everything() -> None:
     # Given a verified token whose roles the table does not know
-    answer = build_policy("user-5", ["receptionist", "ADMIN"], method_arn(ROUTES[3]))
+    answer = build_policy("user-5", routes_for_roles(["receptionist", "ADMIN"]), method_arn(ROUTES[3]))
 
     # When / Then the answer is a Deny (API Gateway's 403), not a refusal of the token (401)
     assert answer["principalId"] == "user-5"
@@ -186,15 +192,22 @@ LAMBDA_CONTEXT = LambdaContext("AuthorizerFunction", "inv-1")
 
 def test_the_authorizer_answers_a_policy_and_context(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a token that verifies for a practitioner
-    monkeypatch.setattr(authorizer, "verify", lambda _header: Principal("user-6", ("practitioner", "x")))
+    principal = Principal("user-6", ("practitioner", "x"), client_id="app-1", expires_at=1_900_000_000)
+    monkeypatch.setattr(authorizer, "verify", lambda _header: principal)
 
     # When the authorizer runs for a search request
     event = authorizer_event(routes.route_for_function("encounter_search"))
     answer = authorizer.lambda_handler(event, LAMBDA_CONTEXT)
 
-    # Then the policy is the practitioner's and the functions learn sub and roles
+    # Then the policy is the practitioner's and the functions learn what they check again
     assert answer["principalId"] == "user-6"
-    assert answer["context"] == {"sub": "user-6", "roles": "practitioner x"}
+    assert answer["context"] == {
+        "sub": "user-6",
+        "roles": "practitioner x",
+        "scopes": "",
+        "client_id": "app-1",
+        "exp": 1_900_000_000,
+    }
     assert is_allowed(answer["policyDocument"], f"{PREFIX}/PUT/api/fhir/Patient/p-1")
 
 
@@ -245,4 +258,62 @@ def test_a_token_without_a_known_role_gets_a_deny_policy(monkeypatch: pytest.Mon
     answer = authorizer.lambda_handler(authorizer_event(ROUTES[3]), LAMBDA_CONTEXT)
 
     # Then it answers a policy (so 403, not 401) that allows nothing
+    assert all(not is_allowed(answer["policyDocument"], method_arn(route)) for route in ROUTES)
+
+
+@pytest.mark.parametrize(
+    ("roles", "scopes"),
+    [
+        ((), ("system/Encounter.rs",)),
+        ((), ("system/Patient.cu",)),
+        ((), ("system/Encounter.s", "system/Patient.r")),
+        (("auditor",), ("system/Patient.c",)),
+        (("practitioner",), ("user/Encounter.rs",)),
+        ((), ("system/*.cruds",)),
+    ],
+)
+def test_the_policy_allows_exactly_the_routes_of_roles_and_scopes(
+    roles: tuple[str, ...], scopes: tuple[str, ...]
+) -> None:
+    # Given the routes a token's roles and scopes allow, and the policy built from them
+    access = allowed_routes(roles, scopes)
+    answer = build_policy("client-1", access.routes, method_arn(ROUTES[1]))
+
+    # When / Then every route (with real ids) is allowed exactly when it is one of them
+    for route in ROUTES:
+        for resource_id, version_id in (("enc-42", "3"), ("a.b-C", "12")):
+            arn = method_arn(route, resource_id, version_id)
+            assert is_allowed(answer["policyDocument"], arn) == access.allows(route), (scopes, arn)
+
+
+def test_an_access_token_gets_the_policy_of_its_scopes_and_passes_them_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a verified client-credentials token allowed to search encounters only
+    principal = Principal(
+        "app-1", (), scopes=("system/Encounter.s",), client_id="app-1", expires_at=1_900_000_000
+    )
+    monkeypatch.setattr(authorizer, "verify", lambda _header: principal)
+
+    # When the authorizer runs
+    answer = authorizer.lambda_handler(
+        authorizer_event(routes.route_for_function("encounter_search")), LAMBDA_CONTEXT
+    )
+
+    # Then the search is allowed, nothing else, and the functions learn the scopes and the client
+    allowed = [route.function for route in ROUTES if is_allowed(answer["policyDocument"], method_arn(route))]
+    assert allowed == ["encounter_search"]
+    assert answer["context"]["scopes"] == "system/Encounter.s"
+    assert answer["context"]["client_id"] == "app-1"
+
+
+def test_a_patient_scope_gets_a_deny_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an admin token that also carries a patient-level scope
+    principal = Principal("user-9", ("admin",), scopes=("patient/Encounter.rs",), expires_at=1_900_000_000)
+    monkeypatch.setattr(authorizer, "verify", lambda _header: principal)
+
+    # When the authorizer runs
+    answer = authorizer.lambda_handler(authorizer_event(ROUTES[3]), LAMBDA_CONTEXT)
+
+    # Then it allows nothing (403): patient compartments are not enforced
     assert all(not is_allowed(answer["policyDocument"], method_arn(route)) for route in ROUTES)

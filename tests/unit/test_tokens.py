@@ -25,11 +25,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from fhir_api.auth import tokens
-from fhir_api.auth.tokens import InvalidToken, Principal, roles_from_claims, verify, verify_token
+from fhir_api.auth.tokens import InvalidToken, roles_from_claims, verify, verify_token
 from fhir_api.settings import Settings
 
 ISSUER = "encounter-api-local"
 AUDIENCE = "encounter-api"
+ALLOWED_CLIENT = "integration-7f3a"
 
 
 def b64url(data: bytes) -> str:
@@ -145,6 +146,7 @@ def settings(jwks: JwksServer) -> Settings:
         token_algorithms="RS256,ES256",
         token_leeway_seconds=30,
         jwks_timeout_seconds=0.5,
+        allowed_client_ids=f"first-app, {ALLOWED_CLIENT}",
     )
 
 
@@ -179,7 +181,8 @@ def test_a_good_token_gives_sub_and_roles(issuer_key: SigningKey, settings: Sett
     principal = verify(f"Bearer {token}", settings)
 
     # Then the subject and roles are the token's
-    assert principal == Principal(sub="user-1", roles=("practitioner", "auditor"))
+    assert (principal.sub, principal.roles, principal.scopes) == ("user-1", ("practitioner", "auditor"), ())
+    assert principal.expires_at > time.time()
     assert principal.claims["iss"] == ISSUER
 
 
@@ -251,6 +254,86 @@ def test_a_token_without_roles_verifies_with_no_roles(issuer_key: SigningKey, se
     assert verify_token(token, settings).roles == ()
 
 
+@pytest.mark.parametrize(
+    "sub",
+    [
+        "6f1c2a9e-4b7d-4c1e-9f3a-2d5b8c7e1a04",  # a UUID (Cognito's sub, Azure AD's oid)
+        "auth0|5f7c8ec7c33c6c004bbafe82",
+        "google-oauth2|104385312345678901234",
+        "jane.doe+fhir@clinic.example",
+        "urn:uuid:6f1c2a9e-4b7d-4c1e-9f3a-2d5b8c7e1a04",
+        "urn:oid:1.2.36.146.595.217.0.1",
+        "00u1a2b3c4D5e6F7g8h9",  # Okta
+        "Zoë-Müller",
+        "u" * 256,
+    ],
+)
+def test_the_usual_subject_forms_verify(sub: str, issuer_key: SigningKey, settings: Settings) -> None:
+    # Given / When a token naming this subject is verified / Then it keeps its subject
+    assert verify_token(issuer_key.sign(claims(sub=sub)), settings).sub == sub
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt", "application/jwt"])
+def test_a_jwt_typ_is_accepted(typ: str, issuer_key: SigningKey, settings: Settings) -> None:
+    assert verify_token(issuer_key.sign(claims(), typ=typ), settings).sub == "user-1"
+
+
+def test_an_access_token_without_aud_names_an_allowed_client(
+    issuer_key: SigningKey, settings: Settings
+) -> None:
+    # Given a client-credentials access token as Cognito writes it: client_id and scope, no aud, no roles
+    token = issuer_key.sign(
+        claims(
+            aud=None,
+            roles=None,
+            sub=ALLOWED_CLIENT,
+            client_id=ALLOWED_CLIENT,
+            scope="system/Encounter.rs openid",
+        ),
+        typ="at+jwt",
+    )
+
+    # When it is verified
+    principal = verify_token(token, settings)
+
+    # Then it names the client and its clinical scopes, and no role
+    assert (principal.sub, principal.client_id, principal.roles) == (ALLOWED_CLIENT, ALLOWED_CLIENT, ())
+    assert principal.scopes == ("system/Encounter.rs",)
+
+
+def test_without_allowed_clients_an_access_token_needs_aud(
+    issuer_key: SigningKey, settings: Settings
+) -> None:
+    token = issuer_key.sign(claims(aud=None, client_id=ALLOWED_CLIENT, scope="system/*.rs"))
+    with pytest.raises(InvalidToken, match="client not allowed"):
+        verify_token(token, settings.replace(allowed_client_ids=""))
+    # With aud the client needs no listing
+    with_aud = verify_token(issuer_key.sign(claims(client_id="any-app", scp=["system/*.rs"])), settings)
+    assert (with_aud.client_id, with_aud.scopes) == ("any-app", ("system/*.rs",))
+
+
+def test_the_maximum_lifetime_is_off_by_default(issuer_key: SigningKey, settings: Settings) -> None:
+    now = int(time.time())
+    ten_years = claims(iat=now, exp=now + 10 * 365 * 86400)
+    assert settings.token_max_lifetime_seconds == 0
+    assert verify_token(issuer_key.sign(ten_years), settings).sub == "user-1"
+
+
+def test_a_token_living_longer_than_the_maximum_is_refused(
+    issuer_key: SigningKey, settings: Settings
+) -> None:
+    # Given a deployment that accepts tokens of at most an hour
+    strict = settings.replace(token_max_lifetime_seconds=3600)
+    now = int(time.time())
+
+    # When / Then an hour is fine; an hour and a second, or no iat to measure from, is not
+    assert verify_token(issuer_key.sign(claims(iat=now, exp=now + 3600)), strict).sub == "user-1"
+    with pytest.raises(InvalidToken, match="token lifetime too long"):
+        verify_token(issuer_key.sign(claims(iat=now, exp=now + 3601)), strict)
+    with pytest.raises(InvalidToken, match="missing claim"):
+        verify_token(issuer_key.sign(claims(iat=None, exp=now + 60)), strict)
+
+
 # --- hostile tokens: every one is refused ------------------------------------------------------------
 
 
@@ -304,6 +387,22 @@ def hostile_tokens(issuer: SigningKey, other: SigningKey, ec_signer: SigningKey)
         "PS256 not configured": "Bearer "
         + jwt.encode(claims(), issuer.private, algorithm="PS256", headers={"kid": issuer.kid}),
         "9 KB long": f"Bearer {issuer.sign(claims(padding='x' * 9 * 1024))}",
+        "sub with a space": f"Bearer {issuer.sign(claims(sub='user 1'))}",
+        "sub with a newline": "Bearer " + issuer.sign(claims(sub="user-1\nforged audit line")),
+        "sub with a control character": "Bearer " + issuer.sign(claims(sub="user-1\x07")),
+        "sub with a zero-width space": "Bearer " + issuer.sign(claims(sub="user\u200b1")),
+        "sub of 257 characters": f"Bearer {issuer.sign(claims(sub='u' * 257))}",
+        "typ JOSE": f"Bearer {issuer.sign(claims(), typ='JOSE')}",
+        "typ of another media type": f"Bearer {issuer.sign(claims(), typ='application/secevent+jwt')}",
+        "no aud and a client not allowed": "Bearer "
+        + issuer.sign(claims(aud=None, client_id="someone-elses-app", scope="system/*.cruds")),
+        "no aud and a client_id list": "Bearer "
+        + issuer.sign(claims(aud=None, client_id=[ALLOWED_CLIENT], scope="system/*.cruds")),
+        "no aud and only azp": "Bearer "
+        + issuer.sign(claims(aud=None, azp=ALLOWED_CLIENT, scope="system/*.cruds")),
+        "wrong aud with an allowed client": "Bearer "
+        + issuer.sign(claims(aud="another-api", client_id=ALLOWED_CLIENT, scope="system/*.cruds")),
+        "aud as a number": f"Bearer {issuer.sign(claims(aud=5))}",
     }
 
 
@@ -351,6 +450,18 @@ HOSTILE_REASONS = {
     "RS256 header on an EC key": "key does not fit the algorithm",
     "PS256 not configured": "algorithm not allowed",
     "9 KB long": "token too large",
+    "sub with a space": "invalid subject",
+    "sub with a newline": "invalid subject",
+    "sub with a control character": "invalid subject",
+    "sub with a zero-width space": "invalid subject",
+    "sub of 257 characters": "invalid subject",
+    "typ JOSE": "not a JWT",
+    "typ of another media type": "not a JWT",
+    "no aud and a client not allowed": "client not allowed",
+    "no aud and a client_id list": "invalid claims",
+    "no aud and only azp": "missing claim",
+    "wrong aud with an allowed client": "wrong audience",
+    "aud as a number": "wrong audience",
 }
 
 

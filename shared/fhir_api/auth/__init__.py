@@ -1,6 +1,7 @@
-"""Bearer-token authorization: token verification (``tokens``), the IAM policy built from the role table
-(``policy``) and the API Gateway TOKEN authorizer (``authorizer``).
+"""Bearer-token authorization: token verification (``tokens``), SMART scopes (``scopes``), who may call
+which route (``access``), the IAM policy built from it (``policy``), the API Gateway TOKEN authorizer
+(``authorizer``) and the SMART configuration document (``smart``).
 
 Import the submodule you need; this package imports nothing itself, so the API functions that only need
-``policy`` never load PyJWT.
+``access`` or ``policy`` never load PyJWT.
 """

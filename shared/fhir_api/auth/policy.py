@@ -1,7 +1,8 @@
-"""The IAM policy a TOKEN authorizer returns, built from the role table in ``fhir_api.routes``.
+"""The IAM policy a TOKEN authorizer returns, built from the routes the caller may call (the table in
+``fhir_api.routes``, read through ``fhir_api.auth.access``).
 
 API Gateway caches the policy per token and evaluates it for every later request with that token, so
-the policy lists every route the caller's roles allow, not just the route of the request at hand.
+the policy lists every route the caller's roles and scopes allow, not just the route of the request at hand.
 A route's ARN is ``arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`` with each path
 parameter written ``*``. IAM's ``*`` also matches ``/``, so ``GET/api/fhir/Encounter/*`` (read) matches
 ``GET/api/fhir/Encounter/1/_history`` as well: whenever an allowed pattern covers a route the roles may
@@ -11,13 +12,14 @@ not call, that route gets an explicit Deny, which IAM lets win over any Allow.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from fhir_api import routes
 from fhir_api.auth.iam import ACTION, is_allowed
 from fhir_api.auth.iam import wildcard_match as _wildcard_match
-from fhir_api.routes import ROLE_INTERACTIONS, ROUTES, Route, routes_for_roles
+from fhir_api.routes import PUBLIC_INTERACTIONS, ROUTES, Route
 
 _PATH_PARAM = re.compile(r"\{[^}/]+\}")
 _SAMPLE_VALUE = "x1"
@@ -40,13 +42,15 @@ def route_pattern(route: Route) -> str:
 
 def build_policy(
     principal_id: str,
-    roles: tuple[str, ...] | list[str],
+    allowed: Iterable[Route],
     method_arn: str,
-    context: dict[str, str] | None = None,
+    context: Mapping[str, str | int] | None = None,
 ) -> dict[str, Any]:
-    """The authorizer's answer: Allow on every route ``roles`` may call, or a Deny when they may call none."""
+    """The authorizer's answer: Allow on every protected route in ``allowed`` (``fhir_api.auth.access``
+    computes them from roles and scopes), or a Deny when it holds none."""
     prefix = api_arn_prefix(method_arn)
-    allow, deny = _patterns(tuple(sorted(set(roles) & ROLE_INTERACTIONS.keys())))
+    functions = {route.function for route in allowed if route.interaction not in PUBLIC_INTERACTIONS}
+    allow, deny = _patterns(tuple(route.function for route in ROUTES if route.function in functions))
     if allow:
         statements = [_statement("Allow", [f"{prefix}/{pattern}" for pattern in allow])]
         if deny:
@@ -59,7 +63,7 @@ def build_policy(
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},
     }
     if context is not None:
-        answer["context"] = context
+        answer["context"] = dict(context)
     return answer
 
 
@@ -73,9 +77,9 @@ def match_route(method_arn: str) -> tuple[Route, dict[str, str]] | None:
     return routes.match_route(method, "/" + path)
 
 
-@lru_cache(maxsize=64)
-def _patterns(roles: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    allowed = routes_for_roles(roles)
+@lru_cache(maxsize=256)
+def _patterns(functions: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    allowed = [route for route in ROUTES if route.function in functions]
     allow = tuple(dict.fromkeys(route_pattern(route) for route in allowed))
     refused = [route for route in ROUTES if route not in allowed]
     deny = tuple(
@@ -85,11 +89,11 @@ def _patterns(roles: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]
             if any(_wildcard_match(pattern, _sample(route)) for pattern in allow)
         )
     )
-    # The policy must mean exactly the role table; a table the patterns cannot express fails closed.
+    # The policy must mean exactly the allowed routes; a set the patterns cannot express fails closed.
     document = {"Statement": [_statement("Allow", list(allow)), _statement("Deny", list(deny))]}
     for route in ROUTES:
         if is_allowed(document, _sample(route)) != (route in allowed):
-            raise ValueError(f"the policy cannot express the role table for {route.function}")
+            raise ValueError(f"the policy cannot express the allowed routes for {route.function}")
     return allow, deny
 
 

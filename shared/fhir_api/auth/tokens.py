@@ -2,9 +2,14 @@
 
 Only what configuration allows is trusted: the algorithms come from ``Settings.allowed_algorithms`` and
 never from the token, the keys come only from ``Settings.jwks_url`` (``jku``, ``x5u``, ``jwk`` and ``x5c``
-headers are refused, not followed), and ``exp``, ``iss``, ``aud`` and ``sub`` must all be present and
-right. The key set is cached for the life of the process (warm Lambda invocations reuse it); a token
-naming an unknown ``kid`` refetches it at most once a minute, and a fetch that takes longer than
+headers are refused, not followed), and ``exp``, ``iss`` and ``sub`` must all be present and right, as
+must the audience: ``aud`` naming ``Settings.token_audience``, or, for an access token without ``aud``
+(Cognito's carry ``client_id`` instead), a ``client_id`` in ``Settings.client_ids``. ``sub`` holds no
+whitespace or control characters, ``typ`` (when present) names a JWT, and with
+``Settings.token_max_lifetime_seconds`` set, ``exp - iat`` stays within it.
+
+The key set is cached for the life of the process (warm Lambda invocations reuse it); a token naming
+an unknown ``kid`` refetches it at most once a minute, and a fetch that takes longer than
 ``Settings.jwks_timeout_seconds`` fails, which denies the token.
 """
 
@@ -14,6 +19,7 @@ import json
 import re
 import threading
 import time
+import unicodedata
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError
 
+from fhir_api.auth.scopes import scopes_from_claims
 from fhir_api.settings import Settings, get_settings
 
 MAX_TOKEN_BYTES = 8 * 1024
@@ -37,7 +44,10 @@ JWKS_LIFESPAN_SECONDS = 300.0
 UNKNOWN_KID_REFETCH_SECONDS = 60.0
 # After a failed fetch, deny at once for a moment instead of queueing every request behind the timeout.
 FAILED_FETCH_BACKOFF_SECONDS = 5.0
-REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+REQUIRED_CLAIMS = ("exp", "iss", "sub")
+MAX_CLIENT_ID_LENGTH = 256
+# RFC 7519 5.1 and RFC 9068 2.1: the media types a token's typ may name ("application/" optional).
+ACCEPTED_TYPES = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
 # Headers that would let the token choose its own key; RFC 8725 section 3.10 says not to follow them.
 KEY_CARRYING_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
 
@@ -68,11 +78,14 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller a verified token names: subject, roles and the verified claims."""
+    """The caller a verified token names: subject, roles, scopes, client, expiry and the verified claims."""
 
     sub: str
     roles: tuple[str, ...]
     claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    scopes: tuple[str, ...] = ()  # the SMART clinical scopes of ``scope``/``scp``
+    client_id: str | None = None  # the OAuth client (``client_id``, else ``azp``)
+    expires_at: int = 0  # ``exp``
 
 
 class JwksClient(PyJWKClient):
@@ -223,7 +236,6 @@ def verify_token(token: str, settings: Settings | None = None) -> Principal:
             token,
             key=signing_key.key,
             algorithms=[algorithm],
-            audience=settings.token_audience,
             issuer=settings.token_issuer,
             leeway=settings.token_leeway_seconds,
             options={
@@ -232,7 +244,8 @@ def verify_token(token: str, settings: Settings | None = None) -> Principal:
                 "verify_exp": True,
                 "verify_nbf": True,
                 "verify_iat": True,
-                "verify_aud": True,
+                # Checked in _check_audience: an access token may name its client instead.
+                "verify_aud": False,
                 "verify_iss": True,
             },
         )
@@ -243,7 +256,10 @@ def verify_token(token: str, settings: Settings | None = None) -> Principal:
     except jwt.PyJWTError as exc:
         # PyJWT checks claims only after the signature, so the subject here is the issuer's word.
         raise InvalidToken(_claim_reason(exc), sub=_verified_sub(token)) from exc
-    return _principal(claims, settings)
+    try:
+        return _principal(claims, settings)
+    except InvalidToken as exc:
+        raise InvalidToken(exc.reason, sub=_verified_sub(token)) from None
 
 
 def roles_from_claims(claims: dict[str, Any], claim: str) -> tuple[str, ...]:
@@ -272,6 +288,9 @@ def _check_header(header: dict[str, Any], settings: Settings) -> tuple[str, str]
         raise InvalidToken("unsupported critical header")
     if "b64" in header:
         raise InvalidToken("unsupported header")
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES):
+        raise InvalidToken("not a JWT")
     algorithm = header.get("alg")
     if not isinstance(algorithm, str) or algorithm not in settings.allowed_algorithms:
         raise InvalidToken("algorithm not allowed")
@@ -314,7 +333,49 @@ def _verified_sub(token: str) -> str | None:
     except jwt.PyJWTError:
         return None
     sub = claims.get("sub")
-    return sub if isinstance(sub, str) and 0 < len(sub) <= MAX_SUB_LENGTH else None
+    return sub if is_valid_subject(sub) else None
+
+
+def is_valid_subject(sub: Any) -> bool:
+    """Whether ``sub`` is a usable subject: 1 to 256 characters, no whitespace, no control or format
+    characters (UUIDs, ``auth0|...``, e-mail addresses, URNs and Cognito subs all are)."""
+    if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB_LENGTH:
+        return False
+    return not any(char.isspace() or unicodedata.category(char)[0] in "CZ" for char in sub)
+
+
+def _check_audience(claims: dict[str, Any], settings: Settings) -> str | None:
+    """Refuse a token not meant for this API; return its OAuth client id (``client_id``, else ``azp``)."""
+    client_id = claims.get("client_id", claims.get("azp"))
+    if client_id is not None and (
+        not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH
+    ):
+        raise InvalidToken("invalid claims")
+    if "aud" in claims:
+        audience = claims["aud"]
+        audiences = [audience] if isinstance(audience, str) else audience
+        if not isinstance(audiences, list) or not all(isinstance(item, str) for item in audiences):
+            raise InvalidToken("wrong audience")
+        if settings.token_audience not in audiences:
+            raise InvalidToken("wrong audience")
+        return client_id
+    # No aud: only an access token of a client this deployment names (Cognito's carry client_id).
+    if not isinstance(client_id, str) or "client_id" not in claims:
+        raise InvalidToken("missing claim")
+    if client_id not in settings.client_ids:
+        raise InvalidToken("client not allowed")
+    return client_id
+
+
+def _check_lifetime(claims: dict[str, Any], settings: Settings) -> None:
+    limit = settings.token_max_lifetime_seconds
+    if not limit:
+        return
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+        raise InvalidToken("missing claim")
+    if expires - issued > limit:
+        raise InvalidToken("token lifetime too long")
 
 
 def _principal(claims: dict[str, Any], settings: Settings) -> Principal:
@@ -322,6 +383,17 @@ def _principal(claims: dict[str, Any], settings: Settings) -> Principal:
     if not isinstance(claims.get("iss"), str) or claims["iss"] != settings.token_issuer:
         raise InvalidToken("wrong issuer")
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB_LENGTH:
+    if not isinstance(sub, str) or not sub.strip():
         raise InvalidToken("missing claim")
-    return Principal(sub=sub, roles=roles_from_claims(claims, settings.roles_claim), claims=claims)
+    if not is_valid_subject(sub):
+        raise InvalidToken("invalid subject")
+    client_id = _check_audience(claims, settings)
+    _check_lifetime(claims, settings)
+    return Principal(
+        sub=sub,
+        roles=roles_from_claims(claims, settings.roles_claim),
+        claims=claims,
+        scopes=scopes_from_claims(claims),
+        client_id=client_id,
+        expires_at=int(claims["exp"]),
+    )
