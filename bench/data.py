@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fhir_api.resources import DEFINITIONS
-from fhir_api.service import ResourceService
+from fhir_api.resources.service import ResourceService
 from fhir_api.settings import Settings
 from fhir_api.store.dynamo import Store
 

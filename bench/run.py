@@ -16,7 +16,7 @@ from bench import coldstart, events, hostile, load, overhead, report, scaling
 from bench.calls import CallRecorder
 from bench.data import SEARCHED_STATUS, BulkLoader, encounter_document, patient_document, sized_encounter
 from bench.machine import this_machine
-from fhir_api.handler import make_handler
+from fhir_api.api.handler import make_handler
 from fhir_api.resources import service_for
 from fhir_api.settings import get_settings
 from fhir_api.store.dynamo import dynamodb_client

@@ -1,5 +1,5 @@
 """GET /api/fhir/Encounter/{id}: the FHIR read interaction on Encounter."""
 
-from fhir_api.handler import make_handler
+from fhir_api.api.handler import make_handler
 
 handler = make_handler("encounter_read")

@@ -1,7 +1,7 @@
 """The audit trail: one structured JSON record per request, written through the Powertools Logger.
 
 Who calls it
-    ``fhir_api.handler.make_handler`` for every request a function answers, and the authorizer for the
+    ``fhir_api.api.handler.make_handler`` for every request a function answers, and the authorizer for the
     requests it refuses (401, and 403 when it sees the route the roles may not call). A request API
     Gateway refuses from a cached authorizer policy never reaches either; its access log covers those.
 

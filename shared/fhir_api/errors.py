@@ -1,7 +1,7 @@
 """Domain exceptions of the API.
 
 Each says what went wrong in FHIR's words (an OperationOutcome issue code, the element it concerns);
-``fhir_api.outcome`` is the one place that turns them into HTTP answers.
+``fhir_api.api.outcome`` is the one place that turns them into HTTP answers.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from fhir_api.lifecycle import STATUS_ORDER
+from fhir_api.resources.lifecycle import STATUS_ORDER
 from local import seed
 from local.dynamodb import free_port
 from local.stack import LocalStack

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from fhir_api.handler import make_handler
+from fhir_api.api.handler import make_handler
 from fhir_api.routes import route_for_function
 from local.lambda_runtime import LambdaContext
 from tests._examples import SEED_ENCOUNTER

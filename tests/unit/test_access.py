@@ -207,7 +207,7 @@ def test_a_route_the_roles_and_scopes_do_not_allow_is_403() -> None:
 
 
 def test_a_direct_invocation_of_a_write_is_refused_and_stores_nothing(moto_tables: dict[str, str]) -> None:
-    from fhir_api.handler import make_handler
+    from fhir_api.api.handler import make_handler
     from local.lambda_runtime import LambdaContext
     from tests.unit.test_events import load_event
 

@@ -252,8 +252,8 @@ def sample_event(name: str) -> dict[str, Any]:
 def api_functions(
     moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., dict[str, Any]]:
-    """Call a function's handler (``fhir_api.handler.make_handler``) on moto tables."""
-    from fhir_api.handler import make_handler
+    """Call a function's handler (``fhir_api.api.handler.make_handler``) on moto tables."""
+    from fhir_api.api.handler import make_handler
 
     monkeypatch.setenv("PAGE_TOKEN_SECRET", "audit-test-secret")
     reset_settings()

@@ -1,4 +1,4 @@
-"""fhir_api.capability: the CapabilityStatement, generated from the route, role and parameter tables."""
+"""fhir_api.api.capability: the CapabilityStatement, generated from the route, role and parameter tables."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from fhir_api.capability import capability_statement
+from fhir_api.api.capability import capability_statement
 from fhir_api.resources import DEFINITIONS, encounter, patient
 from fhir_api.resources.base import SafetyRule
+from fhir_api.resources.search_parameters import ENCOUNTER_PARAMETERS, PATIENT_PARAMETERS
 from fhir_api.routes import ROLE_INTERACTIONS, ROUTES
-from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, PATIENT_PARAMETERS
 from fhir_api.search.parameters import SearchParameter
 
 SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"

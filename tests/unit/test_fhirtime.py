@@ -1,4 +1,4 @@
-"""fhir_api.fhirtime: FHIR date/dateTime/instant values as half-open UTC ranges."""
+"""fhir_api.fhir.fhirtime: FHIR date/dateTime/instant values as half-open UTC ranges."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fhir_api.fhirtime import (
+from fhir_api.fhir.fhirtime import (
     MAX_INSTANT,
     MIN_INSTANT,
     canonical_now,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fhir_api.http import Request, Response
+from fhir_api.api.http import Request, Response
 
 EXECUTE_API = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
 SPOOFED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from fhir_api.lifecycle import STATUS_MOVES, STATUS_ORDER, allowed_moves, can_move
-from fhir_api.terminology import ENCOUNTER_STATUS
+from fhir_api.fhir.terminology import ENCOUNTER_STATUS
+from fhir_api.resources.lifecycle import STATUS_MOVES, STATUS_ORDER, allowed_moves, can_move
 
 # docs/validation.md's path: planned -> arrived -> triaged -> in-progress <-> onleave -> finished
 PATH = ("planned", "arrived", "triaged", "in-progress", "onleave", "finished")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from fhir_api import fhirjson
-from fhir_api.fhirjson import RawJson
-from fhir_api.http import Response
-from fhir_api.response_size import HEADER_ALLOWANCE, escaped_bytes, page_room, proxy_bytes
+from fhir_api.api.http import Response
+from fhir_api.api.response_size import HEADER_ALLOWANCE, escaped_bytes, page_room, proxy_bytes
+from fhir_api.fhir import fhirjson
+from fhir_api.fhir.fhirjson import RawJson
 from fhir_api.search.paging import MAX_TOKEN_LENGTH
 
 # Quotes, a backslash, a newline escape, accented, CJK and astral characters.

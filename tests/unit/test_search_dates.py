@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fhir_api.fhirtime import MAX_INSTANT, MIN_INSTANT, period_range
+from fhir_api.fhir.fhirtime import MAX_INSTANT, MIN_INSTANT, period_range
 from fhir_api.search.dates import PREFIXES, DateCriterion, key_bounds, matches, matches_all, parse_date_param
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

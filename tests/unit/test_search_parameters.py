@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fhir_api.errors import InvalidRequest, SearchTooCostly
-from fhir_api.search.dates import DateCriterion
-from fhir_api.search.definitions import (
+from fhir_api.resources.search_parameters import (
     ENCOUNTER_PARAMETERS,
     ENCOUNTER_SORTS,
     PATIENT_PARAMETERS,
     PATIENT_SORTS,
 )
+from fhir_api.search.dates import DateCriterion
 from fhir_api.search.parameters import (
     MAX_AND_GROUPS,
     MAX_OR_VALUES,
@@ -405,6 +405,6 @@ def test_any_patient_query_parses_or_is_a_400(query: dict[str, list[str]]) -> No
     ],
 )
 def test_the_prefer_header_asks_for_lenient_handling_explicitly(prefer: str | None, lenient: bool) -> None:
-    from fhir_api.interactions import prefers_lenient_handling
+    from fhir_api.api.interactions import prefers_lenient_handling
 
     assert prefers_lenient_handling(prefer) is lenient

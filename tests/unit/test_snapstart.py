@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fhir_api import validation
-from fhir_api.handler import make_handler
+from fhir_api.api.handler import make_handler
+from fhir_api.fhir import validation
 from fhir_api.settings import reset_settings
 from fhir_api.store import dynamo
 

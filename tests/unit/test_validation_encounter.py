@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from fhir_api import fhirjson
 from fhir_api.errors import BusinessRuleViolation, InvalidResource
-from fhir_api.terminology import ACT_ENCOUNTER_CODES, V3_ACT_CODE
-from fhir_api.validation import (
+from fhir_api.fhir import fhirjson
+from fhir_api.fhir.terminology import ACT_ENCOUNTER_CODES, V3_ACT_CODE
+from fhir_api.fhir.validation import (
     _model_issue,
     _model_issues,
     _resource_model,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fhir_api.errors import InvalidResource
-from fhir_api.validation import validate_resource
+from fhir_api.fhir.validation import validate_resource
 from tests._examples import SEED_ENCOUNTER
 
 XHTML = "http://www.w3.org/1999/xhtml"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fhir_api.errors import BusinessRuleViolation, InvalidResource
-from fhir_api.validation import check_patient_rules, validate_resource
+from fhir_api.fhir.validation import check_patient_rules, validate_resource
 from tests._examples import changed, set_path
 
 TODAY = dt.date(2025, 6, 1)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from fhir_api.resources.base import ResourceDefinition
 from fhir_api.resources.encounter import EncounterDefinition
 from fhir_api.resources.patient import PatientDefinition
-from fhir_api.service import ResourceService
+from fhir_api.resources.service import ResourceService
 from fhir_api.settings import Settings
 from fhir_api.store.dynamo import Store
 

@@ -81,7 +81,7 @@ class ResourceDefinition(ABC):
 
     def validate(self, document: Any) -> dict[str, Any]:
         """The resource as sent, minus ``id`` and ``meta``; InvalidResource when it is not FHIR R4."""
-        from fhir_api.validation import validate_resource
+        from fhir_api.fhir.validation import validate_resource
 
         return validate_resource(self.resource_type, document)
 

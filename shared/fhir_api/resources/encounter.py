@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_api import fhirtime
+from fhir_api.fhir import fhirtime
 from fhir_api.resources.base import (
     IdLookup,
     ResourceDefinition,
@@ -22,8 +22,8 @@ from fhir_api.resources.base import (
     shard_of,
     shared_safety_rules,
 )
+from fhir_api.resources.search_parameters import ENCOUNTER_PARAMETERS, ENCOUNTER_SORTS
 from fhir_api.search import dates, tokens
-from fhir_api.search.definitions import ENCOUNTER_PARAMETERS, ENCOUNTER_SORTS
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.settings import Settings
 from fhir_api.store.types import IndexQuery, StoredResource
@@ -34,7 +34,7 @@ STATUS_SYSTEM = ENCOUNTER_PARAMETERS["status"].system
 
 def subject_id(resource: dict[str, Any]) -> str:
     """The patient id of ``subject.reference`` ("Patient/<id>"); the rules refuse any other subject."""
-    from fhir_api.validation import patient_reference_id
+    from fhir_api.fhir.validation import patient_reference_id
 
     return patient_reference_id((resource.get("subject") or {}).get("reference")) or ""
 
@@ -93,7 +93,7 @@ class EncounterDefinition(ResourceDefinition):
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """Required elements, subject, period order, class codes and the status lifecycle."""
-        from fhir_api.validation import check_encounter_rules
+        from fhir_api.fhir.validation import check_encounter_rules
 
         check_encounter_rules(resource, previous)
 

@@ -24,7 +24,7 @@ import hashlib
 import json
 from typing import Any
 
-from fhir_api import fhirtime
+from fhir_api.fhir import fhirtime
 from fhir_api.resources.base import (
     IdLookup,
     ResourceDefinition,
@@ -34,8 +34,8 @@ from fhir_api.resources.base import (
     intersection,
     shared_safety_rules,
 )
+from fhir_api.resources.search_parameters import PATIENT_PARAMETERS, PATIENT_SORTS
 from fhir_api.search import dates, tokens
-from fhir_api.search.definitions import PATIENT_PARAMETERS, PATIENT_SORTS
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.search.strings import exact, name_terms
 from fhir_api.settings import Settings
@@ -83,7 +83,7 @@ class PatientDefinition(ResourceDefinition):
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """birthDate not in the future, telecom values with a system (SAFETY_RULES)."""
-        from fhir_api.validation import check_patient_rules
+        from fhir_api.fhir.validation import check_patient_rules
 
         check_patient_rules(resource, previous)
 

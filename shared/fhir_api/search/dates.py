@@ -1,6 +1,6 @@
 """Date search (FHIR R4 search, "prefix" and "Date parameters"): prefixes matched against ranges.
 
-A search value and a target are both half-open UTC ranges of canonical instants (``fhir_api.fhirtime``);
+A search value and a target are both half-open UTC ranges of canonical instants (``fhir_api.fhir.fhirtime``);
 for an Encounter the target is its ``period`` (``period_range``: a missing end is ``MAX_INSTANT``, so an
 encounter still going on overlaps every later date), for ``_lastUpdated`` it is one instant. With
 search range ``[s_low, s_high)`` and target ``[t_low, t_high)`` the prefixes mean:
@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from fhir_api.fhirtime import MAX_INSTANT, MIN_INSTANT, parse_canonical, parse_range, to_canonical
+from fhir_api.fhir.fhirtime import MAX_INSTANT, MIN_INSTANT, parse_canonical, parse_range, to_canonical
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 AP_TOLERANCE_FRACTION = 0.1

@@ -1,8 +1,8 @@
 """Search parameter tables and the parsing of a search request's query (FHIR R4 search).
 
-A resource declares its parameters as ``dict[str, SearchParameter]`` (``search.definitions`` holds the
-tables); ``parse_query`` turns API Gateway's ``multiValueQueryStringParameters`` into a ``SearchQuery``
-or raises ``InvalidRequest`` / ``SearchTooCostly`` (400). Nothing else escapes for any input.
+A resource declares its parameters as ``dict[str, SearchParameter]`` (``resources.search_parameters``
+holds the tables); ``parse_query`` turns API Gateway's ``multiValueQueryStringParameters`` into a
+``SearchQuery`` or raises ``InvalidRequest`` / ``SearchTooCostly`` (400). Nothing else escapes for any input.
 
 Semantics:
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from fhir_api import fhirjson
+from fhir_api.fhir import fhirjson
 
 
 @dataclass(frozen=True)

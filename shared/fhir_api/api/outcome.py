@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fhir_api import errors
-from fhir_api.http import Response
+from fhir_api.api.http import Response
 
 # Most specific class first: the first match wins.
 HTTP_STATUS: tuple[tuple[type[errors.ApiError], int], ...] = (

@@ -2,7 +2,7 @@
 
 Generated, never hand-written: interactions come from ``routes.ROUTES``, the security description
 from ``routes.ROLE_INTERACTIONS``, search parameters from each resource definition's table
-(``search.definitions``), each resource's documentation from its ``SAFETY_RULES``
+(``resources.search_parameters``), each resource's documentation from its ``SAFETY_RULES``
 (``fhir_api.resources``), so the statement cannot drift from what the code does.
 
 Usage::

@@ -42,9 +42,9 @@ naming its element by FHIRPath (``Encounter.period.start``, ``Patient.identifier
   ``code``, more than single inner) whitespace, ids longer than 64, bad base64, dates, dateTimes,
   instants and times that do not match FHIR's regexes or are not real calendar dates (``2024-02-30``),
   a dateTime with a time but no zone;
-- a narrative ``div`` that breaks txt-1 or txt-2 or carries active content (``fhir_api.narrative``),
+- a narrative ``div`` that breaks txt-1 or txt-2 or carries active content (``fhir_api.fhir.narrative``),
   named by its path (``Patient.text.div``, ``Encounter.contained[0].text.div``);
-- codes outside a REQUIRED binding (``fhir_api.terminology``): statuses, gender, telecom system/use,
+- codes outside a REQUIRED binding (``fhir_api.fhir.terminology``): statuses, gender, telecom system/use,
   identifier/name/address use, ... (``code-invalid``);
 - more than one type of a choice element (``deceasedBoolean`` with ``deceasedDateTime``), an extension
   with both or neither of a value and nested extensions (ext-1), a contained resource that itself
@@ -64,7 +64,7 @@ naming its element by FHIRPath (``Encounter.period.start``, ``Patient.identifier
   ``end 2024-03-15`` is accepted (the end day contains the start), a date without a zone is read as UTC;
 - Encounter.class (and classHistory.class) with the v3-ActCode system and a code outside
   ActEncounterCode (the R4 binding is extensible, so this is this server's rule, not FHIR's);
-- a status move the lifecycle (``fhir_api.lifecycle``) does not allow, with the allowed moves named;
+- a status move the lifecycle (``fhir_api.resources.lifecycle``) does not allow, with the allowed moves named;
 - Patient.birthDate after today (today in the earliest time zone, UTC+14, so a birth recorded
   "today" anywhere is accepted);
 - a ContactPoint (Patient.telecom, Patient.contact.telecom) with a value but no system (FHIR's cpt-2).
@@ -89,8 +89,9 @@ from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from fhir_api import fhirtime, lifecycle, narrative, terminology
 from fhir_api.errors import BusinessRuleViolation, InvalidResource, Issue
+from fhir_api.fhir import fhirtime, narrative, terminology
+from fhir_api.resources import lifecycle
 
 _PACKAGE = "fhir.resources.R4B"
 _MODEL_MODULES: Mapping[str, str] = MappingProxyType({"Encounter": "encounter", "Patient": "patient"})

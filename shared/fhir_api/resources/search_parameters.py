@@ -14,7 +14,8 @@ terms on ``term-index``; ``_id`` is a GetItem.
 
 from __future__ import annotations
 
-from fhir_api import lifecycle, terminology
+from fhir_api.fhir import terminology
+from fhir_api.resources import lifecycle
 from fhir_api.search.parameters import SearchParameter, parameter_table
 
 SPEC = "http://hl7.org/fhir/SearchParameter"

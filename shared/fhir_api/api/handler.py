@@ -2,7 +2,7 @@
 
 It parses the proxy event, checks the caller's route and token expiry again (``fhir_api.auth.access``:
 the authorizer's policy may be a cached one), runs the route's interaction, turns domain errors into
-OperationOutcomes (``fhir_api.outcome``), leaves one audit record and one set of metrics per request, and
+OperationOutcomes (``fhir_api.api.outcome``), leaves one audit record and one set of metrics per request, and
 names the request id in every log line, in an ``X-Request-Id`` header and in every OperationOutcome.
 """
 
@@ -13,11 +13,12 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from fhir_api import audit, errors, interactions, observability
+from fhir_api import audit, errors, observability
+from fhir_api.api import interactions
+from fhir_api.api.http import Request, Response
+from fhir_api.api.outcome import error_response, internal_error_response, quote_request_id
 from fhir_api.auth import access
-from fhir_api.http import Request, Response
 from fhir_api.observability import LambdaHandler
-from fhir_api.outcome import error_response, internal_error_response, quote_request_id
 from fhir_api.routes import AUDIT_ACTIONS, Route, match_route, methods_for_path, route_for_function
 from fhir_api.settings import get_settings
 

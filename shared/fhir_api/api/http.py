@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from fhir_api.fhirjson import dumps
+from fhir_api.fhir.fhirjson import dumps
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")

@@ -12,10 +12,11 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
-from fhir_api import errors, fhirjson, fhirtime
-from fhir_api.fhirjson import RawJson
-from fhir_api.http import ACCEPTED_BODY_TYPES, Request, Response
-from fhir_api.response_size import PageRoom, page_room
+from fhir_api import errors
+from fhir_api.api.http import ACCEPTED_BODY_TYPES, Request, Response
+from fhir_api.api.response_size import PageRoom, page_room
+from fhir_api.fhir import fhirjson, fhirtime
+from fhir_api.fhir.fhirjson import RawJson
 from fhir_api.routes import Route
 from fhir_api.settings import Settings
 from fhir_api.store.types import StoredResource
@@ -48,14 +49,14 @@ def prepare(route: Route, settings: Settings) -> None:
     service = service_for(route.resource_type, settings)
     service.store.client  # noqa: B018  (creating the client is the point)
     if route.interaction in ("create", "update"):
-        from fhir_api.validation import load_model
+        from fhir_api.fhir.validation import load_model
 
         load_model(route.resource_type)
 
 
 def capabilities(request: Request, settings: Settings) -> Response:
     """GET /metadata: the CapabilityStatement, generated from the route and parameter tables."""
-    from fhir_api.capability import capability_statement
+    from fhir_api.api.capability import capability_statement
     from fhir_api.resources import DEFINITIONS
 
     statement = capability_statement(
@@ -188,7 +189,7 @@ def search(service: Any, request: Request) -> Response:
     bundle["link"] = links
     entries: list[Any] = [RawJson(_search_entry(request, stored)) for stored in page.matches]
     if query.warnings:
-        from fhir_api.outcome import operation_outcome
+        from fhir_api.api.outcome import operation_outcome
 
         entries.append({"resource": operation_outcome(list(query.warnings)), "search": {"mode": "outcome"}})
     if entries:
@@ -317,7 +318,7 @@ def _resource_response(
             f"{stored.resource_type}/{stored.id} version {stored.version_id} stored.",
             severity="information",
         )
-        from fhir_api.outcome import operation_outcome
+        from fhir_api.api.outcome import operation_outcome
 
         return Response(status, operation_outcome([issue]), headers)
     return Response(status, stored.text, headers)

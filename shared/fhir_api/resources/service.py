@@ -11,9 +11,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir_api import errors, fhirjson, fhirtime
+from fhir_api import errors
+from fhir_api.api.response_size import PageRoom
+from fhir_api.fhir import fhirjson, fhirtime
 from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan
-from fhir_api.response_size import PageRoom
 from fhir_api.search import paging
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.settings import Settings
