@@ -169,3 +169,13 @@ def test_the_authorizer_logs_under_its_own_invocation_id(
     record_id = lines[0]["audit"]["request_id"]
     assert record_id and lines[0]["correlation_id"] == record_id
     assert record_id != refused.headers["x-amzn-RequestId"]
+
+
+def test_a_refusal_by_the_gateway_names_its_request_id(api: Any) -> None:
+    # When a request without a token is refused by API Gateway itself
+    refused = api.get("Encounter/any-id")
+
+    # Then the OperationOutcome quotes the request id API Gateway answers in x-amzn-RequestId
+    assert refused.status_code == 401
+    request_id = refused.headers["x-amzn-RequestId"]
+    assert refused.json()["issue"][-1]["diagnostics"] == f"Request id: {request_id}"

@@ -413,6 +413,12 @@ def test_gateway_responses_are_operation_outcomes(
     body = json.loads(response["ResponseTemplates"]["application/json"])
     assert body["resourceType"] == "OperationOutcome"
     assert body["issue"] and all(issue["severity"] and issue["code"] for issue in body["issue"])
+    # And its last issue quotes the request id, as every function's OperationOutcome does
+    assert body["issue"][-1] == {
+        "severity": "information",
+        "code": "informational",
+        "diagnostics": "Request id: $context.requestId",
+    }
     if response_type == "UNAUTHORIZED":
         challenge = response["ResponseParameters"]["Headers"]["WWW-Authenticate"]
         assert challenge.startswith("'Bearer") and challenge.endswith("'")
