@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import hypothesis
 import pytest
 from moto import mock_aws
 
@@ -19,6 +20,10 @@ from local import issuer, tables
 from local.dynamodb import DynamoDBLocal
 from local.lambda_runtime import release_environment
 from local.template import load_template
+
+# Property tests judge answers, never speed: a busy machine must not fail them (speed is make bench's).
+hypothesis.settings.register_profile("project", deadline=None)
+hypothesis.settings.load_profile("project")
 
 
 @pytest.fixture(scope="session", autouse=True)

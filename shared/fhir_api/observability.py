@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 NAMESPACE = "EncounterApi"
 SERVICE = "encounter-api"
@@ -27,18 +27,22 @@ CONFLICT_STATUSES = frozenset({409, 412})
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-_metrics: Metrics | None = None
+# One metric set per invocation: Lambda runs one at a time per process, but the local stack serves
+# concurrent requests from threads of one process, and Powertools' shared Metrics would mix them.
+_invocation_metrics: ContextVar[EphemeralMetrics | None] = ContextVar("invocation_metrics", default=None)
 
 
-def get_metrics() -> Metrics:
-    """The process's Powertools Metrics, created on first use (its namespace from the environment)."""
-    global _metrics
-    if _metrics is None:
-        _metrics = Metrics(
-            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE,
-            service=os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE,
-        )
-    return _metrics
+def _new_metrics() -> EphemeralMetrics:
+    return EphemeralMetrics(
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE,
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE,
+    )
+
+
+def get_metrics() -> EphemeralMetrics:
+    """The metric set of the invocation under way (a detached one outside ``with_metrics``)."""
+    metrics = _invocation_metrics.get()
+    return metrics if metrics is not None else _new_metrics()
 
 
 def status_class(status: int) -> str:
@@ -80,7 +84,17 @@ def record_authorized_token() -> None:
 
 def with_metrics(handler: LambdaHandler) -> LambdaHandler:
     """Flush the invocation's metrics when it ends, and count cold starts (``ColdStart``)."""
-    return get_metrics().log_metrics(handler, capture_cold_start_metric=True, raise_on_empty_metrics=False)
+
+    def measured(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        metrics = _new_metrics()
+        token = _invocation_metrics.set(metrics)
+        try:
+            flushed = metrics.log_metrics(handler, capture_cold_start_metric=True)
+            return flushed(event, context)
+        finally:
+            _invocation_metrics.reset(token)
+
+    return measured
 
 
 def tracing_enabled() -> bool:
