@@ -256,7 +256,7 @@ def _time_problem(fhir_type: str, value: str) -> str | None:
     if not fhirtime.has_fhir_form(fhir_type, value):
         return f"{show(value)} is not a FHIR {fhir_type} ({fhirtime.FHIR_FORMS[fhir_type]})"
     try:
-        fhirtime.parse_range(value)  # the calendar: no February 30
+        fhirtime.parse_range(value)  # the ranges and the calendar: no month 13, no February 30
     except ValueError:
         return f"{show(value)} is not a real {fhir_type} (no such day, or out of range)"
     return None
