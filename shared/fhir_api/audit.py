@@ -40,11 +40,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from fhir_api.fhir.ids import FHIR_ID as _FHIR_ID
 from fhir_api.routes import AUDIT_ACTIONS, RESOURCE_TYPES
 
 AUDIT_MESSAGE = "audit"
 ACTIONS = frozenset(AUDIT_ACTIONS.values())
-_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _VERSION_ID = re.compile(r"[0-9]{1,18}")
 _ROLE = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
 _MAX_SUB_LENGTH = 256

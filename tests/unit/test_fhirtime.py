@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from fhir_api.fhir.fhirtime import (
     MAX_INSTANT,
     MIN_INSTANT,
     canonical_now,
+    has_fhir_form,
     parse_canonical,
     parse_range,
     period_range,
@@ -146,3 +148,65 @@ def test_an_instant_round_trips_to_a_one_microsecond_range(moment: datetime) -> 
     low, high = parse_range(text)
     assert low == to_canonical(moment)
     assert high == to_canonical(moment + timedelta(microseconds=1))
+
+
+# FHIR R4's own regexes (datatypes.html), the oracle for the written forms.
+_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+_MONTH_DAY = r"-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
+_TIME = r"T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+_ZONE = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+SPEC_FORMS = {
+    "date": re.compile(rf"{_YEAR}({_MONTH_DAY})?)?"),
+    "dateTime": re.compile(rf"{_YEAR}({_MONTH_DAY}({_TIME}{_ZONE})?)?)?"),
+    "instant": re.compile(rf"{_YEAR}{_MONTH_DAY}){_TIME}{_ZONE}"),
+}
+
+
+@pytest.mark.parametrize(
+    ("fhir_type", "value", "written_so"),
+    [
+        ("date", "2024", True),
+        ("date", "2024-03-15", True),
+        ("date", "2024-03-15T10:00:00Z", False),
+        ("dateTime", "2024-03-15", True),
+        ("dateTime", "2024-03-15T10:00:00.5+14:00", True),
+        ("dateTime", "2024-03-15T10:00Z", False),  # a search may stop at the minute, a resource may not
+        ("dateTime", "2024-03-15T10:00:00", False),  # a time needs its zone
+        ("instant", "2024-03-15T10:00:00Z", True),
+        ("instant", "2024-03-15", False),
+    ],
+)
+def test_has_fhir_form_holds_a_value_to_its_type(fhir_type: str, value: str, written_so: bool) -> None:
+    # When / Then the precision decides, on the one grammar parse_range reads
+    assert has_fhir_form(fhir_type, value) is written_so
+    parse_range(value)
+
+
+@st.composite
+def written_values(draw: st.DrawFn) -> str:
+    """Real moments at every precision a resource or a search may write, each part optional in turn."""
+    text = f"{draw(st.integers(1, 9999)):04d}"
+    for part in (st.integers(1, 12), st.integers(1, 28)):
+        if draw(st.booleans()):
+            return text
+        text += f"-{draw(part):02d}"
+    if draw(st.booleans()):
+        return text
+    text += f"T{draw(st.integers(0, 23)):02d}:{draw(st.integers(0, 59)):02d}"
+    if draw(st.booleans()):
+        text += f":{draw(st.integers(0, 60)):02d}"
+        if draw(st.booleans()):
+            text += "." + draw(st.text("0123456789", min_size=1, max_size=12))
+    zone = draw(st.sampled_from(["", "Z", "+14:00", "-13:59", "+05:30", "-00:00"]))
+    return text + zone
+
+
+@given(st.sampled_from(sorted(SPEC_FORMS)), st.one_of(written_values(), date_like))
+def test_the_written_forms_are_fhirs_own_regexes(fhir_type: str, text: str) -> None:
+    # Given a date-shaped text that names a real moment
+    try:
+        parse_range(text)
+    except ValueError:
+        return
+    # Then it has the type's form exactly when FHIR's regex for the type matches it
+    assert has_fhir_form(fhir_type, text) is bool(SPEC_FORMS[fhir_type].fullmatch(text))

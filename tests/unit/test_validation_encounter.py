@@ -12,15 +12,11 @@ import pytest
 
 from fhir_api.errors import BusinessRuleViolation, InvalidResource
 from fhir_api.fhir import fhirjson
+from fhir_api.fhir.ids import reference_id
+from fhir_api.fhir.models import _model_issue, model_issues, resource_model
 from fhir_api.fhir.terminology import ACT_ENCOUNTER_CODES, V3_ACT_CODE
-from fhir_api.fhir.validation import (
-    _model_issue,
-    _model_issues,
-    _resource_model,
-    check_encounter_rules,
-    patient_reference_id,
-    validate_resource,
-)
+from fhir_api.fhir.validation import validate_resource
+from fhir_api.resources.encounter_rules import check_encounter_rules
 from tests._examples import SEED_ENCOUNTER, changed, set_path
 
 
@@ -661,7 +657,7 @@ def test_a_subject_that_is_not_a_patient_of_this_server_is_refused(
 )
 def test_patient_reference_id(reference: object, expected: str | None) -> None:
     # When / Then only a literal Patient/{id} yields an id
-    assert patient_reference_id(reference) == expected
+    assert reference_id(reference, "Patient") == expected
 
 
 @pytest.mark.parametrize(
@@ -879,7 +875,7 @@ def test_the_model_reports_what_it_refuses() -> None:
     body = {key: value for key, value in SEED_ENCOUNTER.items() if key != "class"}
 
     # When the model is asked
-    issues = _model_issues(_resource_model("Encounter"), "Encounter", body)
+    issues = model_issues(resource_model("Encounter"), "Encounter", body)
 
     # Then its refusal is an issue naming the element
     assert [(issue.code, issue.expression) for issue in issues] == [("required", ("Encounter.class",))]

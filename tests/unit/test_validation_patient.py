@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from fhir_api.errors import BusinessRuleViolation, InvalidResource
-from fhir_api.fhir.validation import check_patient_rules, validate_resource
+from fhir_api.fhir.validation import validate_resource
+from fhir_api.resources.patient_rules import check_patient_rules
 from tests._examples import changed, set_path
 
 TODAY = dt.date(2025, 6, 1)

@@ -18,14 +18,17 @@ Decisions:
 - Anything that is not a FHIR date/dateTime/instant, or names a day that does not exist (month 13,
   February 30), or falls outside years 1..9999 once converted to UTC, raises ``ValueError``.
 
-Public API: ``parse_range``, ``period_range``, ``canonical_now``, ``to_canonical``,
-``parse_canonical``, ``MIN_INSTANT``, ``MAX_INSTANT``. Standard library only.
+Public API: ``parse_range``, ``period_range``, ``has_fhir_form``, ``FHIR_FORMS``, ``canonical_now``,
+``to_canonical``, ``parse_canonical``, ``MIN_INSTANT``, ``MAX_INSTANT``. This module holds the one
+date/dateTime grammar of the code base. Standard library only.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
 
 MIN_INSTANT = "0001-01-01T00:00:00.000000Z"
@@ -45,7 +48,35 @@ _VALUE_RE = re.compile(
     r"(?P<tz>Z|[+-][0-9]{2}:[0-9]{2})?"
     r")?)?)?"
 )
+# FHIR R4's date, dateTime and instant (datatypes.html) are the grammar above at fixed precisions: a date
+# stops at the day; a dateTime stops there or has a time with seconds and a zone; an instant has all.
+# Searches may also write minutes without seconds and leave the zone out. The value ranges (month 13,
+# hour 24, offset +15:00, February 30) are parse_range's to refuse.
+FHIR_FORMS: Mapping[str, str] = MappingProxyType(
+    {
+        "date": "YYYY, YYYY-MM or YYYY-MM-DD",
+        "dateTime": "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm)",
+        "instant": "YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm)",
+    }
+)
 _CANONICAL_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def has_fhir_form(fhir_type: str, value: str) -> bool:
+    """Whether ``value`` is written as FHIR R4's ``fhir_type`` (a key of ``FHIR_FORMS``) must be; a
+    value with the form may still name no real moment (``parse_range`` says)."""
+    match = _VALUE_RE.fullmatch(value)
+    if match is None:
+        return False
+    has_time = match["hour"] is not None
+    full_time = match["second"] is not None and match["tz"] is not None
+    if fhir_type == "date":
+        return not has_time
+    if fhir_type == "dateTime":
+        return not has_time or full_time
+    if fhir_type == "instant":
+        return has_time and full_time
+    raise ValueError(f"not a FHIR date type: {fhir_type!r}")
 
 
 def to_canonical(moment: datetime) -> str:

@@ -34,9 +34,9 @@ STATUS_SYSTEM = ENCOUNTER_PARAMETERS["status"].system
 
 def subject_id(resource: dict[str, Any]) -> str:
     """The patient id of ``subject.reference`` ("Patient/<id>"); the rules refuse any other subject."""
-    from fhir_api.fhir.validation import patient_reference_id
+    from fhir_api.fhir.ids import reference_id
 
-    return patient_reference_id((resource.get("subject") or {}).get("reference")) or ""
+    return reference_id((resource.get("subject") or {}).get("reference"), "Patient") or ""
 
 
 # Every refusal of an Encounter beyond FHIR R4's own rules, and why it stays.
@@ -93,7 +93,7 @@ class EncounterDefinition(ResourceDefinition):
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """Required elements, subject, period order, class codes and the status lifecycle."""
-        from fhir_api.fhir.validation import check_encounter_rules
+        from fhir_api.resources.encounter_rules import check_encounter_rules
 
         check_encounter_rules(resource, previous)
 

@@ -83,7 +83,7 @@ class PatientDefinition(ResourceDefinition):
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """birthDate not in the future, telecom values with a system (SAFETY_RULES)."""
-        from fhir_api.fhir.validation import check_patient_rules
+        from fhir_api.resources.patient_rules import check_patient_rules
 
         check_patient_rules(resource, previous)
 

@@ -6,7 +6,6 @@ validation and rules, the attributes and terms its indexes need, and how a searc
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from fhir_api import errors
 from fhir_api.api.response_size import PageRoom
 from fhir_api.fhir import fhirjson, fhirtime
+from fhir_api.fhir.ids import FHIR_ID
 from fhir_api.resources.base import IdLookup, ResourceDefinition, SearchPlan
 from fhir_api.search import paging
 from fhir_api.search.parameters import SearchQuery
@@ -22,8 +22,6 @@ from fhir_api.store.budget import ReadBudget
 from fhir_api.store.dynamo import BATCH_GET_LIMIT, Store
 from fhir_api.store.merge import DONE, MergedIndexReader
 from fhir_api.store.types import StoredResource, Write
-
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass

@@ -64,6 +64,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fhir_api.errors import InvalidRequest, Issue, SearchTooCostly
+from fhir_api.fhir.ids import FHIR_ID as ID_RE
 from fhir_api.search.dates import parse_date_param
 from fhir_api.search.strings import normalize_text
 from fhir_api.search.tokens import TokenValue, parse_token, split_escaped, unescape
@@ -91,7 +92,6 @@ TOTAL_MODES = frozenset({"none", "estimate", "accurate"})
 TOTAL_METHOD_MODES = {"none": "none", "estimate": "estimate", "accurate": "accurate", "count": "accurate"}
 UNSUPPORTED_SUMMARY_MODES = frozenset({"true", "text", "data"})
 
-ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _DIGITS_RE = re.compile(r"[0-9]+")
 
 
