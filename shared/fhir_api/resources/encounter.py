@@ -2,7 +2,7 @@
 
 A search lists the encounters of its subjects (``subject``/``patient``), with its statuses
 (``status``), or every encounter ("today's encounters"), each in period-start order; the store picks
-the index (``store/indexes.py``).
+the index (``store/indexes.py``), keyed on the attributes ``index_attributes`` writes.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class _Candidate:
 
 
 @dataclass
-class _Request:
+class _SearchRun:
     """One search as it runs: the query, where its page starts, and what it may still read."""
 
     query: SearchQuery
@@ -83,7 +83,7 @@ class SearchEngine:
         plan = self.definition.plan(query)
         query_key = query.query_key(self.resource_type)
         position = paging.verify(query.page, self._secret(), query_key) if query.page else {}
-        request = _Request(query, query_key, position, ReadBudget(self.settings.search_read_budget), room)
+        request = _SearchRun(query, query_key, position, ReadBudget(self.settings.search_read_budget), room)
         if isinstance(plan, IdLookup):
             return self._search_ids(plan, request)
         if plan.in_memory_sort is not None:
@@ -92,7 +92,7 @@ class SearchEngine:
 
     # -- in the listing's order, resumed at the page token's cursors --------------------------------
 
-    def _search_listing(self, plan: SearchPlan, request: _Request) -> SearchPage:
+    def _search_listing(self, plan: SearchPlan, request: _SearchRun) -> SearchPage:
         query, budget = request.query, request.budget
         total_only = query.count == 0 or query.summary_count
         total = None
@@ -118,7 +118,7 @@ class SearchEngine:
             total = len(collector.matches)
         return SearchPage(collector.matches, total, next_token)
 
-    def _collect(self, reader: MergedIndexReader, request: _Request) -> _Collector:
+    def _collect(self, reader: MergedIndexReader, request: _SearchRun) -> _Collector:
         """Walk the listing in order, fetching candidates in batches, until the page is full, its bytes
         are spent, or the budget cannot read on; ``cursors`` then say where the next page starts."""
         collector = _Collector(request.query.count)
@@ -145,7 +145,7 @@ class SearchEngine:
         collector.cursors = reader.cursors()
         return collector
 
-    def _take(self, batch: list[_Candidate], request: _Request, collector: _Collector) -> bool:
+    def _take(self, batch: list[_Candidate], request: _SearchRun, collector: _Collector) -> bool:
         """Fetch ``batch`` and add its matching resources; True once the page is full (``cursors`` set)."""
         if not batch:
             return False
@@ -216,7 +216,7 @@ class SearchEngine:
             take()
         return matches
 
-    def _search_sorted(self, plan: SearchPlan, request: _Request) -> SearchPage:
+    def _search_sorted(self, plan: SearchPlan, request: _SearchRun) -> SearchPage:
         """Searches sorted on what the listing is not ordered by: every match read, sorted, paged by
         offset."""
         matches = self._every_match(plan, request.query, request.budget, "Sorting", resources=True)
@@ -230,7 +230,7 @@ class SearchEngine:
 
     # -- by id -------------------------------------------------------------------------------------
 
-    def _search_ids(self, plan: IdLookup, request: _Request) -> SearchPage:
+    def _search_ids(self, plan: IdLookup, request: _SearchRun) -> SearchPage:
         """Searches by ``_id``: the resources read by id, paged by offset."""
         query = request.query
         found = self.store.many(self.resource_type, plan.ids, request.budget)
@@ -239,7 +239,7 @@ class SearchEngine:
             return SearchPage([], len(matches), None)
         return self._offset_page(matches, request)
 
-    def _offset_page(self, every: list[StoredResource], request: _Request) -> SearchPage:
+    def _offset_page(self, every: list[StoredResource], request: _SearchRun) -> SearchPage:
         """The page of ``every`` match (all in hand) that starts at the token's offset."""
         count, room = request.query.count, request.room
         offset = int(request.position.get("o", 0))
@@ -254,7 +254,7 @@ class SearchEngine:
 
     # -- page tokens -------------------------------------------------------------------------------
 
-    def _sign(self, position: dict[str, Any], request: _Request) -> str:
+    def _sign(self, position: dict[str, Any], request: _SearchRun) -> str:
         """A page token for ``position``, bound to the request's query."""
         return paging.sign(position, self._secret(), request.query_key, self.settings.page_token_ttl_seconds)
 
