@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fhir_api import errors
@@ -20,6 +20,9 @@ from fhir_api.fhir.fhirjson import RawJson
 from fhir_api.routes import Route
 from fhir_api.settings import Settings
 from fhir_api.store.types import StoredResource
+
+if TYPE_CHECKING:
+    from fhir_api.resources.service import ResourceService
 
 WEAK_ETAG = re.compile(r'\s*(?:W/)?"(\d{1,12})"\s*')
 
@@ -80,19 +83,19 @@ def smart_configuration(settings: Settings) -> Response:
     return Response(200, fhirjson.dumps(config), {"Content-Type": "application/json; charset=utf-8"})
 
 
-def read(service: Any, request: Request) -> Response:
+def read(service: ResourceService, request: Request) -> Response:
     """GET [type]/[id]."""
     stored = service.read(request.path_params.get("id", ""))
     return _resource_response(200, stored, request)
 
 
-def vread(service: Any, request: Request) -> Response:
+def vread(service: ResourceService, request: Request) -> Response:
     """GET [type]/[id]/_history/[vid]."""
     stored = service.vread(request.path_params.get("id", ""), request.path_params.get("vid", ""))
     return _resource_response(200, stored, request)
 
 
-def create(service: Any, request: Request, context: Any) -> Response:
+def create(service: ResourceService, request: Request, context: Any) -> Response:
     """POST [type]: a new resource; an Idempotency-Key makes a retry return the first answer."""
     settings = service.settings
     document = _body(request, settings)
@@ -108,9 +111,9 @@ def create(service: Any, request: Request, context: Any) -> Response:
         return _resource_response(201, stored, request, location=True).to_dict()
 
     if key:
-        from fhir_api.store.idempotency import once
+        from fhir_api.store.idempotency import run_once_per_key
 
-        answer = once(
+        answer = run_once_per_key(
             settings,
             scope=(request.sub, service.resource_type),
             key=key,
@@ -123,7 +126,7 @@ def create(service: Any, request: Request, context: Any) -> Response:
     return Response.from_dict(answer)
 
 
-def update(service: Any, request: Request) -> Response:
+def update(service: ResourceService, request: Request) -> Response:
     """PUT [type]/[id]: a new version, conditional on the one it replaces."""
     if_match = _if_match(request.header("If-Match"))
     document = _body(request, service.settings)
@@ -131,7 +134,7 @@ def update(service: Any, request: Request) -> Response:
     return _resource_response(200, stored, request, location=True)
 
 
-def history(service: Any, request: Request) -> Response:
+def history(service: ResourceService, request: Request) -> Response:
     """GET [type]/[id]/_history: the versions, newest first, as a history Bundle."""
     from fhir_api.search import paging
     from fhir_api.store.secrets import page_token_secret
@@ -164,7 +167,7 @@ def history(service: Any, request: Request) -> Response:
     return Response(200, fhirjson.dumps(bundle))
 
 
-def search(service: Any, request: Request) -> Response:
+def search(service: ResourceService, request: Request) -> Response:
     """GET [type]?params: a searchset Bundle with self and next links. Strict handling (the default)
     refuses what the search would not use; lenient leaves it out and reports it in an outcome entry."""
     from fhir_api.search.parameters import parse_query
@@ -207,7 +210,7 @@ def prefers_lenient_handling(prefer: str | None) -> bool:
     return False
 
 
-INTERACTIONS: dict[str, Callable[[Any, Request], Response]] = {
+INTERACTIONS: dict[str, Callable[[ResourceService, Request], Response]] = {
     "read": read,
     "vread": vread,
     "update": update,

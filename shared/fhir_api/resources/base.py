@@ -9,7 +9,7 @@ from typing import Any
 
 from fhir_api.search.parameters import SearchParameter, SearchQuery
 from fhir_api.settings import Settings
-from fhir_api.store.types import IndexQuery, StoredResource, Term
+from fhir_api.store.types import ListedEntry, Listing, StoredResource, Term
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,17 @@ class IdLookup:
     ids: tuple[str, ...]
 
 
+# A search nothing can match (contradictory dates): it reads nothing.
+MATCHES_NOTHING = IdLookup(())
+
+
 @dataclass(frozen=True)
 class SearchPlan:
-    """A search answered by one index Query (over one or more partitions)."""
+    """A search answered by one listing of the resource type, in its order (the store picks the index)."""
 
-    index: IndexQuery
-    table_resource_type: str
-    # (StoredResource attribute, descending) when the result must be sorted on something the index
-    # is not ordered by; None keeps the index order.
+    listing: Listing
+    # (StoredResource attribute, descending) when the result must be sorted on something the listing
+    # is not ordered by; None keeps the listing's order.
     in_memory_sort: tuple[str, bool] | None = None
 
 
@@ -104,11 +107,11 @@ class ResourceDefinition(ABC):
         return []
 
     @abstractmethod
-    def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
-        """The index read that answers ``query``."""
+    def plan(self, query: SearchQuery) -> IdLookup | SearchPlan:
+        """The read that answers ``query``."""
 
-    def entry_may_match(self, entry: dict[str, str], query: SearchQuery) -> bool:
-        """False when an index entry alone shows its resource cannot match (saves a read)."""
+    def entry_may_match(self, entry: ListedEntry, query: SearchQuery) -> bool:
+        """False when a listed entry alone shows its resource cannot match (saves a read)."""
         return True
 
     def index_decides(self, query: SearchQuery) -> bool:
@@ -119,8 +122,10 @@ class ResourceDefinition(ABC):
         """Whether a resource meets every criterion of ``query``."""
         return True
 
-    def first_entry(self, entry: dict[str, Any], stored: StoredResource, query: SearchQuery) -> bool:
-        """False for an index entry of a resource that an earlier entry of the same search returns."""
+    def is_first_entry_of_resource(
+        self, entry: ListedEntry, stored: StoredResource, query: SearchQuery
+    ) -> bool:
+        """False for an entry of a resource that an earlier entry of the same search returns."""
         return True
 
 

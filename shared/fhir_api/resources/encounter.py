@@ -1,10 +1,8 @@
 """Encounter (FHIR R4 4.0.1): its rules, the attributes its indexes need, and its search plans.
 
-Indexes of the Encounters table (template.yaml), all sorted by ``periodStart``:
-- ``subject-index`` (``subject`` = patient id): ``subject``/``patient`` searches;
-- ``status-index`` (``statusShard`` = "<status>#<shard>"): ``status`` searches, a status spread over
-  ``INDEX_SHARDS`` partitions so that ``finished`` is not one hot key;
-- ``date-index`` (``dateShard`` = "all#<shard>"): every other search ("today's encounters").
+A search lists the encounters of its subjects (``subject``/``patient``), with its statuses
+(``status``), or every encounter ("today's encounters"), each in period-start order; the store picks
+the index (``store/indexes.py``), keyed on the attributes ``index_attributes`` writes.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from typing import Any
 
 from fhir_api.fhir import fhirtime
 from fhir_api.resources.base import (
+    MATCHES_NOTHING,
     IdLookup,
     ResourceDefinition,
     SafetyRule,
@@ -26,7 +25,7 @@ from fhir_api.resources.search_parameters import ENCOUNTER_PARAMETERS, ENCOUNTER
 from fhir_api.search import dates, tokens
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.settings import Settings
-from fhir_api.store.types import IndexQuery, StoredResource
+from fhir_api.store.types import EVERY, ListedEntry, Listing, StoredResource
 
 SUBJECT_PARAMETERS = ("subject", "patient")
 STATUS_SYSTEM = ENCOUNTER_PARAMETERS["status"].system
@@ -116,43 +115,29 @@ class EncounterDefinition(ResourceDefinition):
             "periodEnd": end,
         }
 
-    def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
-        """``_id`` reads by id; else the subject, status or date index, bounded by the date criteria."""
+    def plan(self, query: SearchQuery) -> IdLookup | SearchPlan:
+        """``_id`` reads by id; else the encounters of the subjects, with the statuses, or all of them,
+        in period-start order bounded by the date criteria."""
         if query.has("_id"):
             return IdLookup(intersection(query.values("_id")))
         low, high = dates.key_bounds(query.values("date"))
-        if query.has("subject") or query.has("patient"):
-            partitions = intersection(query.values("subject") + query.values("patient"))
-            index, attribute = "subject-index", "subject"
-        elif (statuses := _indexed_statuses(query)) is not None:
-            partitions = tuple(f"{status}#{n}" for status in statuses for n in range(settings.index_shards))
-            index, attribute = "status-index", "statusShard"
-        else:
-            partitions = tuple(f"all#{n}" for n in range(settings.index_shards))
-            index, attribute = "date-index", "dateShard"
         if low is not None and high is not None and low >= high:
-            partitions = ()  # contradictory dates: nothing can match
+            return MATCHES_NOTHING  # contradictory dates
+        if query.has("subject") or query.has("patient"):
+            by, keys = "subject", intersection(query.values("subject") + query.values("patient"))
+        elif (statuses := _indexed_statuses(query)) is not None:
+            by, keys = "status", statuses
+        else:
+            by, keys = EVERY, ()
         in_memory_sort = None
         if query.sort in ("_lastUpdated", "-_lastUpdated"):
             in_memory_sort = ("last_updated", query.sort.startswith("-"))
-        return SearchPlan(
-            IndexQuery(
-                index=index,
-                partition_attribute=attribute,
-                partitions=partitions,
-                sort_attribute="periodStart",
-                owner_attribute="id",
-                low=low,
-                high=high,
-                ascending=query.sort != "-date",
-            ),
-            self.resource_type,
-            in_memory_sort,
-        )
+        listing = Listing(self.resource_type, by, keys, low, high, descending=query.sort == "-date")
+        return SearchPlan(listing, in_memory_sort)
 
-    def entry_may_match(self, entry: dict[str, str], query: SearchQuery) -> bool:
-        """The date criteria, decided on the index entry's period bounds."""
-        return _period_matches(query, entry["periodStart"], entry["periodEnd"])
+    def entry_may_match(self, entry: ListedEntry, query: SearchQuery) -> bool:
+        """The date criteria, decided on the listed entry's period bounds."""
+        return _period_matches(query, entry.order, entry.order_end or fhirtime.MAX_INSTANT)
 
     def index_decides(self, query: SearchQuery) -> bool:
         """True when the query holds only dates and the parameter whose index answers it."""

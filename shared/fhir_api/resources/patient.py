@@ -26,6 +26,7 @@ from typing import Any
 
 from fhir_api.fhir import fhirtime
 from fhir_api.resources.base import (
+    MATCHES_NOTHING,
     IdLookup,
     ResourceDefinition,
     SafetyRule,
@@ -38,8 +39,7 @@ from fhir_api.resources.search_parameters import PATIENT_PARAMETERS, PATIENT_SOR
 from fhir_api.search import dates, tokens
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.search.strings import exact, name_terms
-from fhir_api.settings import Settings
-from fhir_api.store.types import IndexQuery, StoredResource, Term
+from fhir_api.store.types import ListedEntry, Listing, StoredResource, Term
 
 NAME_PARAMETERS = ("family", "given", "name")
 GENDER_SYSTEM = PATIENT_PARAMETERS["gender"].system
@@ -112,57 +112,15 @@ class PatientDefinition(ResourceDefinition):
         found[key] = Term(key, "all", resource_id)
         return list(found.values())
 
-    def plan(self, query: SearchQuery, settings: Settings) -> IdLookup | SearchPlan:
-        """The most selective indexed parameter decides the index read; the rest is checked after."""
+    def plan(self, query: SearchQuery) -> IdLookup | SearchPlan:
+        """The most selective indexed parameter decides the terms listed; the rest is checked after."""
         if query.has("_id"):
             return IdLookup(intersection(query.values("_id")))
-        identifiers = query.values("identifier")
-        if identifiers and all(token.code for token in identifiers[0]):
-            group = identifiers[0]
-            return self._terms(
-                tuple(f"identifier|{token.code}" for token in group),
-                tuple(f"{token.system}|" if token.system is not None else "" for token in group),
-            )
-        for parameter in NAME_PARAMETERS:
-            values = query.values(parameter)
-            if values and all(value.normalized for value in values[0]):
-                group = values[0]
-                return self._terms(
-                    tuple(f"{parameter}|{value.normalized[:1]}" for value in group),
-                    tuple(value.normalized for value in group),
-                )
-        if query.has("birthdate"):
-            low, high = dates.key_bounds(query.values("birthdate"))
-            empty = low is not None and high is not None and low >= high
-            return self._terms(() if empty else ("birthdate",), (), low, high)
-        if query.has("gender"):
-            codes = [token.code for token in query.values("gender")[0]]
-            if all(codes):
-                return self._terms(tuple(f"gender|{code}" for code in codes))
-        return self._terms(("all",))
-
-    def _terms(
-        self,
-        partitions: tuple[str, ...],
-        prefixes: tuple[str, ...] = (),
-        low: str | None = None,
-        high: str | None = None,
-    ) -> SearchPlan:
-        # A prefix that is empty for every partition is no prefix at all.
-        prefixes = prefixes if any(prefixes) else ()
-        return SearchPlan(
-            IndexQuery(
-                index="term-index",
-                partition_attribute="term",
-                partitions=partitions,
-                sort_attribute="termValue",
-                owner_attribute="owner",
-                low=low,
-                high=high,
-                prefixes=prefixes,
-            ),
-            self.resource_type,
-        )
+        for plan_by in (_plan_by_identifier, _plan_by_name, _plan_by_birthdate, _plan_by_gender):
+            plan = plan_by(query)
+            if plan is not None:
+                return plan
+        return _term_listing(("all",))
 
     def matches(self, stored: StoredResource, query: SearchQuery) -> bool:
         """Every criterion, checked on the resource."""
@@ -190,13 +148,14 @@ class PatientDefinition(ResourceDefinition):
         updated = fhirtime.parse_range(stored.last_updated)
         return dates.matches_all(query.values("_lastUpdated"), *updated)
 
-    def first_entry(self, entry: dict[str, Any], stored: StoredResource, query: SearchQuery) -> bool:
+    def is_first_entry_of_resource(
+        self, entry: ListedEntry, stored: StoredResource, query: SearchQuery
+    ) -> bool:
         """A patient found through several of its name terms counts at the first of them only."""
-        term = entry.get("term", "")
-        parameter = term.split("|", 1)[0]
+        parameter = entry.key.split("|", 1)[0]
         if parameter not in NAME_PARAMETERS:
             return True
-        text = entry["termValue"].rsplit("|", 1)[0]
+        text = entry.order.rsplit("|", 1)[0]
         wanted = [value.normalized for group in query.values(parameter)[:1] for value in group]
         candidates = sorted(
             candidate
@@ -214,6 +173,58 @@ class PatientDefinition(ResourceDefinition):
                 for part in _name_parts(name, parameter)
             )
         return any(term.startswith(value.normalized) for term in name_terms(resource.get("name"), parameter))
+
+
+def _term_listing(
+    terms: tuple[str, ...], prefixes: tuple[str, ...] = (), low: str | None = None, high: str | None = None
+) -> SearchPlan:
+    """The patients listed under ``terms``, their term values starting with ``prefixes`` (one per
+    term) or within [low, high)."""
+    return SearchPlan(Listing("Patient", "term", terms, low, high, prefixes))
+
+
+def _plan_by_identifier(query: SearchQuery) -> SearchPlan | None:
+    """The first ``identifier`` group, when each of its tokens has a value: one term per value,
+    narrowed to the system when one is given."""
+    identifiers = query.values("identifier")
+    if not identifiers or not all(token.code for token in identifiers[0]):
+        return None
+    group = identifiers[0]
+    return _term_listing(
+        tuple(f"identifier|{token.code}" for token in group),
+        tuple(f"{token.system}|" if token.system is not None else "" for token in group),
+    )
+
+
+def _plan_by_name(query: SearchQuery) -> SearchPlan | None:
+    """The first group of the first name parameter searched: terms by first letter, values by prefix."""
+    for parameter in NAME_PARAMETERS:
+        values = query.values(parameter)
+        if values and all(value.normalized for value in values[0]):
+            group = values[0]
+            return _term_listing(
+                tuple(f"{parameter}|{value.normalized[:1]}" for value in group),
+                tuple(value.normalized for value in group),
+            )
+    return None
+
+
+def _plan_by_birthdate(query: SearchQuery) -> IdLookup | SearchPlan | None:
+    """``birthdate``: the birth dates within the bounds every criterion respects."""
+    if not query.has("birthdate"):
+        return None
+    low, high = dates.key_bounds(query.values("birthdate"))
+    if low is not None and high is not None and low >= high:
+        return MATCHES_NOTHING  # contradictory dates
+    return _term_listing(("birthdate",), (), low, high)
+
+
+def _plan_by_gender(query: SearchQuery) -> SearchPlan | None:
+    """The codes of the first ``gender`` group, when each token has one."""
+    if not query.has("gender"):
+        return None
+    codes = [token.code for token in query.values("gender")[0]]
+    return _term_listing(tuple(f"gender|{code}" for code in codes)) if all(codes) else None
 
 
 def identifier_claim_key(system: str, value: str) -> str:

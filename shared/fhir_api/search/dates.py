@@ -170,14 +170,19 @@ def key_bounds(
         options = (group,) if isinstance(group, DateCriterion) else tuple(group)
         if not options:
             continue
-        bounds = [_start_bounds(option) for option in options]
-        # An OR group bounds the start only as far as all of its options do.
-        lows = [b[0] for b in bounds]
-        highs = [b[1] for b in bounds]
-        group_low = None if any(value is None for value in lows) else min(v for v in lows if v is not None)
-        group_high = None if any(value is None for value in highs) else max(v for v in highs if v is not None)
+        group_low, group_high = _group_bounds(options)
         if group_low is not None and (low is None or group_low > low):
             low = group_low
         if group_high is not None and (high is None or group_high < high):
             high = group_high
     return low, high
+
+
+def _group_bounds(options: Sequence[DateCriterion]) -> tuple[str | None, str | None]:
+    """The start bounds of an OR group: only as far as all of its options bound the start."""
+    bounds = [_start_bounds(option) for option in options]
+    lows = [low for low, _ in bounds]
+    highs = [high for _, high in bounds]
+    group_low = None if None in lows else min(low for low in lows if low is not None)
+    group_high = None if None in highs else max(high for high in highs if high is not None)
+    return group_low, group_high

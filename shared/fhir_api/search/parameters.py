@@ -416,34 +416,47 @@ def parse_query(
         name, _, modifier = key.partition(":")
         if name in RESULT_PARAMETERS and not modifier:
             _parse_result(result, name, raw_values, sorts, unused)
-            continue
-        parameter = parameters.get(name)
-        reason = _unsupported_reason(name, modifier, parameter)
-        if reason is not None or parameter is None:
-            unused.add(
-                key,
-                f"Search parameter '{key}' is not supported ({reason})",
-                "it was ignored, so the results are not filtered by it",
-            )
-            continue
-        present = [value for value in raw_values if value != ""]
-        if len(present) < len(raw_values):
-            unused.add(
-                key,
-                f"Search parameter '{key}' has no value",
-                "it was ignored, so the results are not filtered by it",
-                code="required",
-            )
-        if not present:
-            continue
-        if len(present) + len(result.groups.get(name, [])) > MAX_AND_GROUPS:
-            raise SearchTooCostly(
-                f"Search parameter '{name}' is repeated more than {MAX_AND_GROUPS} times", expression=(name,)
-            )
-        groups = result.groups.setdefault(name, [])
-        groups.extend(_parse_group(key, value, parameter, now, unused) for value in present)
+        else:
+            _parse_criterion(result, key, raw_values, parameters, now, unused)
     result.warnings = unused.finish()
     return result
+
+
+def _parse_criterion(
+    result: SearchQuery,
+    key: str,
+    raw_values: Sequence[str],
+    parameters: Mapping[str, SearchParameter],
+    now: datetime | None,
+    unused: _Unused,
+) -> None:
+    """Add the AND groups of one query key (``name[:modifier]``), or note why it is not used."""
+    name, _, modifier = key.partition(":")
+    parameter = parameters.get(name)
+    reason = _unsupported_reason(name, modifier, parameter)
+    if reason is not None or parameter is None:
+        unused.add(
+            key,
+            f"Search parameter '{key}' is not supported ({reason})",
+            "it was ignored, so the results are not filtered by it",
+        )
+        return
+    present = [value for value in raw_values if value != ""]
+    if len(present) < len(raw_values):
+        unused.add(
+            key,
+            f"Search parameter '{key}' has no value",
+            "it was ignored, so the results are not filtered by it",
+            code="required",
+        )
+    if not present:
+        return
+    if len(present) + len(result.groups.get(name, [])) > MAX_AND_GROUPS:
+        raise SearchTooCostly(
+            f"Search parameter '{name}' is repeated more than {MAX_AND_GROUPS} times", expression=(name,)
+        )
+    groups = result.groups.setdefault(name, [])
+    groups.extend(_parse_group(key, value, parameter, now, unused) for value in present)
 
 
 def _parse_result(

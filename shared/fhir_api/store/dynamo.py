@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from fhir_api import errors
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
-from fhir_api.store.types import IndexQuery, StoredResource, Term, Write
+from fhir_api.store.indexes import IndexQuery
+from fhir_api.store.types import ListedEntry, StoredResource, Term, Write
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -190,40 +191,22 @@ class Store:
 
     def query_partition(
         self,
-        table: str,
         query: IndexQuery,
         position: int,
         start_key: dict[str, Any] | None,
         limit: int,
         budget: ReadBudget | None = None,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    ) -> tuple[list[ListedEntry], dict[str, Any] | None]:
         """One page of index entries of partition ``position`` of ``query``, in sort-key order; and
         where the next page starts. At most ``limit`` entries are read, charged to ``budget``.
 
-        Entries are plain ``{attribute: str}`` dicts with ``_key``: the DynamoDB key to resume after.
+        Each entry's ``resume`` is the DynamoDB key to resume after it.
         """
         if budget is not None:
             budget.check(limit)
-        names = {"#p": query.partition_attribute}
-        values: dict[str, Any] = {":p": {"S": query.partitions[position]}}
-        condition = "#p = :p"
-        if query.prefixes or query.low is not None or query.high is not None:
-            names["#s"] = query.sort_attribute
-        if query.prefixes:
-            condition += " AND begins_with(#s, :prefix)"
-            values[":prefix"] = {"S": query.prefixes[position]}
-        elif query.low is not None and query.high is not None:
-            condition += " AND #s BETWEEN :low AND :high"
-            values[":low"] = {"S": query.low}
-            values[":high"] = {"S": _predecessor(query.high)}
-        elif query.low is not None:
-            condition += " AND #s >= :low"
-            values[":low"] = {"S": query.low}
-        elif query.high is not None:
-            condition += " AND #s < :high"
-            values[":high"] = {"S": query.high}
+        names, values, condition = _key_condition(query, position)
         params: dict[str, Any] = {
-            "TableName": table,
+            "TableName": self.table(query.resource_type),
             "IndexName": query.index,
             "KeyConditionExpression": condition,
             "ExpressionAttributeNames": names,
@@ -235,12 +218,20 @@ class Store:
             params["ExclusiveStartKey"] = start_key
         answer = self._call(self.client.query, **params)
         _charge(budget, answer)
-        key_names = ("id", query.partition_attribute, query.sort_attribute)
+        layout = query.layout
+        key_names = ("id", layout.partition_attribute, layout.sort_attribute)
         entries = []
         for item in answer.get("Items", []):
-            entry: dict[str, Any] = {name: str(next(iter(value.values()))) for name, value in item.items()}
-            entry["_key"] = {name: item[name] for name in key_names if name in item}
-            entries.append(entry)
+            end = item.get(layout.end_attribute or "", {}).get("S")
+            entries.append(
+                ListedEntry(
+                    owner=item[layout.owner_attribute]["S"],
+                    key=query.keys[position],
+                    order=item[layout.sort_attribute]["S"],
+                    order_end=end,
+                    resume={name: item[name] for name in key_names if name in item},
+                )
+            )
         return entries, answer.get("LastEvaluatedKey")
 
     # -- writes ----------------------------------------------------------------------------------
@@ -330,6 +321,29 @@ def _charge(budget: ReadBudget | None, answer: dict[str, Any]) -> None:
     """Charge what a Query read: every item it examined (no filter here, so those it returned)."""
     if budget is not None:
         budget.charge(int(answer.get("ScannedCount", len(answer.get("Items", [])))))
+
+
+def _key_condition(query: IndexQuery, position: int) -> tuple[dict[str, str], dict[str, Any], str]:
+    """The KeyConditionExpression of partition ``position``, with its names and values."""
+    names = {"#p": query.partition_attribute}
+    values: dict[str, Any] = {":p": {"S": query.partitions[position]}}
+    condition = "#p = :p"
+    if query.prefixes or query.low is not None or query.high is not None:
+        names["#s"] = query.sort_attribute
+    if query.prefixes:
+        condition += " AND begins_with(#s, :prefix)"
+        values[":prefix"] = {"S": query.prefixes[position]}
+    elif query.low is not None and query.high is not None:
+        condition += " AND #s BETWEEN :low AND :high"
+        values[":low"] = {"S": query.low}
+        values[":high"] = {"S": _predecessor(query.high)}
+    elif query.low is not None:
+        condition += " AND #s >= :low"
+        values[":low"] = {"S": query.low}
+    elif query.high is not None:
+        condition += " AND #s < :high"
+        values[":high"] = {"S": query.high}
+    return names, values, condition
 
 
 def _translate(exc: Any) -> errors.ApiError:

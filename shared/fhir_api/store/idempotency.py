@@ -43,7 +43,7 @@ def record_key(scope: tuple[str, ...], key: str) -> str:
     return hashlib.sha256(json.dumps([*scope, key], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def once(
+def run_once_per_key(
     settings: Settings,
     scope: tuple[str, ...],
     key: str,

@@ -20,7 +20,8 @@ from typing import Any
 from fhir_api import errors
 from fhir_api.store.budget import ReadBudget
 from fhir_api.store.dynamo import Store
-from fhir_api.store.types import IndexQuery
+from fhir_api.store.indexes import index_query
+from fhir_api.store.types import ListedEntry, Listing
 
 DONE = "done"  # a cursor value: nothing left in that partition
 
@@ -29,7 +30,7 @@ DONE = "done"  # a cursor value: nothing left in that partition
 class _Partition:
     name: str
     resume: Any  # where the next page starts: None (the beginning), a DynamoDB key, or DONE
-    buffer: list[dict[str, Any]] = field(default_factory=list)
+    buffer: list[ListedEntry] = field(default_factory=list)
     next_key: Any = None  # DynamoDB's LastEvaluatedKey after the buffer; None when it was the last page
     loaded: bool = False
 
@@ -56,20 +57,19 @@ class _Descending:
 
 
 class MergedIndexReader:
-    """Entries of ``query`` over all its partitions, in sort-key order, resumable from ``cursors``."""
+    """Entries of ``listing`` over all the partitions of its index, in sort-key order, resumable from
+    ``cursors``."""
 
     def __init__(
         self,
         store: Store,
-        table: str,
-        query: IndexQuery,
+        listing: Listing,
         cursors: dict[str, Any] | None = None,
         page_size: int = 50,
         budget: ReadBudget | None = None,
     ) -> None:
         self._store = store
-        self._table = table
-        self._query = query
+        self._query = query = index_query(listing, store.settings.index_shards)
         self._page_size = page_size
         self._budget = budget
         self.stopped_by_budget = False
@@ -84,7 +84,7 @@ class MergedIndexReader:
         """Where each partition resumes after the entries handed out so far."""
         return {partition.name: partition.cursor for partition in self._partitions.values()}
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[ListedEntry]:
         live = [partition for partition in self._partitions.values() if partition.resume != DONE]
         if not live:
             return
@@ -100,7 +100,7 @@ class MergedIndexReader:
             _, name, _ = heapq.heappop(heap)
             partition = self._partitions[name]
             entry = partition.buffer.pop(0)
-            partition.resume = entry["_key"]
+            partition.resume = entry.resume
             if not partition.buffer and partition.next_key is not None:
                 limit = self._page_size
                 if self._budget is not None:
@@ -115,9 +115,8 @@ class MergedIndexReader:
                 sequence += 1
             yield entry
 
-    def _order(self, entry: dict[str, Any]) -> Any:
-        value = entry.get(self._query.sort_attribute, "")
-        return value if self._query.ascending else _Descending(value)
+    def _order(self, entry: ListedEntry) -> Any:
+        return entry.order if self._query.ascending else _Descending(entry.order)
 
     def _first_limit(self, partitions: int) -> int:
         """Entries to read from each partition at first: at most half of what the budget has free,
@@ -136,7 +135,7 @@ class MergedIndexReader:
         def read(partition: _Partition) -> None:
             start = partition.resume if first else partition.next_key
             entries, next_key = self._store.query_partition(
-                self._table, self._query, int(partition.name), start, limit, self._budget
+                self._query, int(partition.name), start, limit, self._budget
             )
             partition.buffer.extend(entries)
             partition.next_key = next_key

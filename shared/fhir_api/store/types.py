@@ -41,19 +41,37 @@ class Term:
     unique: bool = False
 
 
-@dataclass(frozen=True)
-class IndexQuery:
-    """A Query on one index over one or more partitions, merged in sort-key order."""
+EVERY = "every"  # the grouping of a listing of every resource of a type
 
-    index: str
-    partition_attribute: str
-    partitions: tuple[str, ...]
-    sort_attribute: str
-    owner_attribute: str  # the attribute of an index entry that holds the resource id
-    low: str | None = None  # inclusive bound on the sort key
-    high: str | None = None  # exclusive bound on the sort key
-    prefixes: tuple[str, ...] = ()  # begins_with on the sort key, one per partition (or none)
-    ascending: bool = True
+
+@dataclass(frozen=True)
+class Listing:
+    """A logical read: the resources of ``resource_type`` listed under ``keys`` of one grouping (``by``),
+    in the order of the value the grouping sorts them by; the store decides which index serves it.
+
+    Encounters are grouped by ``subject`` (patient ids) and ``status`` (codes), and all of them are
+    listed under ``EVERY`` (no keys); each is ordered by its period's start. Patients are listed by
+    ``term`` (``Term.term`` values), each term ordered by ``Term.value``.
+    """
+
+    resource_type: str
+    by: str
+    keys: tuple[str, ...] = ()
+    low: str | None = None  # inclusive bound on the order value
+    high: str | None = None  # exclusive bound on the order value
+    prefixes: tuple[str, ...] = ()  # the order value starts with this, one per key (or none)
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    """One entry of a listing: the resource it stands for and what the listing keeps of it."""
+
+    owner: str  # the id of the resource
+    key: str  # the listing key it was found under (a subject id, a status code, a term)
+    order: str  # the value it is ordered by (a period's start, a term's value)
+    order_end: str | None = None  # where a range-valued order ends (a period's end), when kept
+    resume: Any = field(default=None, compare=False)  # the store's position just after it
 
 
 @dataclass
