@@ -138,7 +138,8 @@ def _expected_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     """What each interaction calls in shared/fhir_api/store: nothing more is granted.
 
     A write is one TransactWriteItems, which IAM authorizes as its item actions: Put of the current
-    item, Put of the replaced version's copy (updates only), ConditionCheck of a referenced Patient, Put/Delete of search terms.
+    item, Put of the replaced version's copy (updates only), ConditionCheck of a referenced Patient,
+    Put/Delete of search terms.
     A route that pages reads the page token key from its secret (store/secrets.py).
     """
     if route.resource_type is None:
