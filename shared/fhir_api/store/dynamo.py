@@ -115,16 +115,27 @@ class Store:
         return _stored(resource_type, item) if item and "resource" in item else None
 
     def version(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource | None:
-        """One version of a resource, or None: the current item when it is that version, else its copy.
+        """One version of a resource, or None: its copy if it has been superseded, else the current item.
 
-        The current item is read first: once it shows a later version, the transaction that superseded
-        ``version_id`` has committed its copy, which a strongly consistent read then finds.
+        A copy never changes once written, so an eventually consistent read that finds one is right.
+        Without one, the current item decides (strongly consistent): it is that version, or a later one
+        whose transaction has committed the copy that a strongly consistent read then finds.
         """
+        if version_id < 1:
+            return None
+        copy = self._copy(resource_type, resource_id, version_id, consistent=False)
+        if copy is not None:
+            return copy
         current = self.current(resource_type, resource_id)
         if current is None or version_id > current.version_id:
             return None
         if version_id == current.version_id:
             return current
+        return self._copy(resource_type, resource_id, version_id, consistent=True)
+
+    def _copy(
+        self, resource_type: str, resource_id: str, version_id: int, consistent: bool
+    ) -> StoredResource | None:
         answer = self._call(
             self.client.get_item,
             TableName=self.settings.versions_table,
@@ -132,7 +143,7 @@ class Store:
                 "resourceKey": {"S": f"{resource_type}/{resource_id}"},
                 "versionId": {"N": str(version_id)},
             },
-            ConsistentRead=True,
+            ConsistentRead=consistent,
         )
         item = answer.get("Item")
         if not item:
