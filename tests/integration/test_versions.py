@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from handler_calls import Answer, invoke
+from test_races import concurrently
 
 from fhir_api.settings import reset_settings
 from tests._examples import minimal_encounter
@@ -299,3 +300,31 @@ def test_a_patient_stored_the_earlier_way_reads_every_version_once(ddb_tables: A
     assert updated("Patient", {**second.body, "gender": "male"}).status == 200
     assert history_versions("Patient", patient, 2) == [3, 2, 1]
     assert [vread("Patient", patient, n).body.get("gender") for n in (1, 2, 3)] == [None, "female", "male"]
+
+
+def test_racing_updates_of_a_resource_stored_the_earlier_way_have_one_winner(
+    ddb_tables: Any, patient_id: str
+) -> None:
+    # Given an encounter at version 2 stored the earlier way, and eight writers who all read version 2
+    created = invoke("encounter_create", body=minimal_encounter(patient_id))
+    second = updated("Encounter", {**created.body, "status": "arrived"})
+    encounter_id = created.body["id"]
+    copy_current_version_as_before(ddb_tables, "Encounter", encounter_id)
+
+    # When they all update it at once with If-Match: W/"2"
+    answers = concurrently(
+        8,
+        lambda index: updated(
+            "Encounter",
+            {**second.body, "status": "triaged", "reasonCode": [{"text": f"writer {index}"}]},
+            **{"If-Match": 'W/"2"'},
+        ),
+    )
+
+    # Then one wins and the others get 412; the history holds each version once, the winner's on top
+    assert sorted(answer.status for answer in answers) == [200] + [412] * 7
+    winner = next(answer for answer in answers if answer.status == 200)
+    pages = history_pages("Encounter", encounter_id, 50)
+    assert [int(resource["meta"]["versionId"]) for resource in pages[0]] == [3, 2, 1]
+    assert pages[0][0] == winner.body
+    assert pages[0][1] == second.body
