@@ -1,5 +1,8 @@
 """Write units of one create: as DynamoDB Local reports them, and by AWS's published billing rules.
 
+A create writes the current item (with its index entries) and checks the referenced patient; it writes
+no version copy (the update that supersedes a version writes that).
+
 The store does not ask for consumed capacity; the bench's recorder adds
 ``ReturnConsumedCapacity=INDEXES`` to the create's TransactWriteItems on its way out (a botocore hook,
 see ``bench.calls``) and reads the answer. The same transaction is then priced by the published rules:

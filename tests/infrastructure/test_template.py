@@ -138,7 +138,8 @@ def _expected_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     """What each interaction calls in shared/fhir_api/store: nothing more is granted.
 
     A write is one TransactWriteItems, which IAM authorizes as its item actions: Put of the current
-    item, Put of the version copy, ConditionCheck of a referenced Patient, Put/Delete of search terms.
+    item, Put of the replaced version's copy (updates only), ConditionCheck of a referenced Patient,
+    Put/Delete of search terms.
     A route that pages reads the page token key from its secret (store/secrets.py).
     """
     if route.resource_type is None:
@@ -157,15 +158,18 @@ def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     definition = DEFINITIONS[route.resource_type]
     if route.interaction == "read":
         return {table: {"dynamodb:GetItem"}}
+    # The newest version is the current item; older ones are copies in the versions table.
     if route.interaction == "vread":
-        return {versions: {"dynamodb:GetItem"}}
+        return {table: {"dynamodb:GetItem"}, versions: {"dynamodb:GetItem"}}
     if route.interaction == "history-instance":
-        return {versions: {"dynamodb:Query"}}
+        return {table: {"dynamodb:GetItem"}, versions: {"dynamodb:Query"}}
     if route.interaction == "search-type":
         return {index: {"dynamodb:Query"}, table: {"dynamodb:BatchGetItem"}}
-    grants: dict[tuple[str, str], set[str]] = {table: {"dynamodb:PutItem"}, versions: {"dynamodb:PutItem"}}
+    grants: dict[tuple[str, str], set[str]] = {table: {"dynamodb:PutItem"}}
     if route.interaction == "update":
+        # the copy of the version it replaces
         grants[table].add("dynamodb:GetItem")
+        grants[versions] = {"dynamodb:PutItem"}
         if route.resource_type == "Patient":
             grants[table].add("dynamodb:DeleteItem")  # search terms a new version no longer has
     if route.resource_type == "Encounter":

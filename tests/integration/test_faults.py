@@ -154,7 +154,8 @@ def test_a_throttled_update_keeps_the_previous_version(
         "encounter_update", path_params={"id": encounter_id}, body=body, headers={"If-Match": 'W/"1"'}
     )
 
-    # Then 503 after bounded retries, and the encounter is still version 1 everywhere
+    # Then 503 after bounded retries, and the encounter is still version 1 everywhere: the current item
+    # is version 1 and no copy of it was written (a copy lands only with the version that replaces it)
     assert_unavailable(answer)
     assert faults.attempts["TransactWriteItems"] == MAX_ATTEMPTS
     faults.heal()
@@ -162,7 +163,14 @@ def test_a_throttled_update_keeps_the_previous_version(
     assert (current.body["meta"]["versionId"], current.body["status"]) == ("1", "planned")
     items, versions = stored_encounters(ddb_tables)
     assert [item["versionId"]["N"] for item in items] == ["1"]
+    assert versions == []
+
+    # And the update, sent again, lands with version 1's copy: both versions stay readable
+    assert invoke("encounter_update", path_params={"id": encounter_id}, body=body).status == 200
+    _, versions = stored_encounters(ddb_tables)
     assert [version["versionId"]["N"] for version in versions] == ["1"]
+    first = invoke("encounter_vread", path_params={"id": encounter_id, "vid": "1"})
+    assert (first.status, first.body["status"]) == (200, "planned")
 
 
 def test_a_transaction_cancelled_by_throttling_is_503(
@@ -190,7 +198,7 @@ def test_a_transaction_cancelled_by_throttling_is_503(
     [
         ("encounter_read", "GetItem", {"path_params": {"id": "some-id"}}),
         ("encounter_vread", "GetItem", {"path_params": {"id": "some-id", "vid": "1"}}),
-        ("encounter_history", "Query", {"path_params": {"id": "some-id"}}),
+        ("encounter_history", "GetItem", {"path_params": {"id": "some-id"}}),
         ("encounter_search", "Query", {"query": {"status": ["finished"]}}),
         ("encounter_search", "BatchGetItem", {"query": {"_id": ["a,b"]}}),
         ("patient_search", "Query", {"query": {"family": ["smith"]}}),
@@ -210,6 +218,24 @@ def test_throttled_reads_are_503(
     assert_unavailable(answer)
     shards = get_settings().index_shards
     assert MAX_ATTEMPTS <= faults.attempts[operation] <= MAX_ATTEMPTS * shards
+
+
+def test_a_history_whose_older_versions_cannot_be_read_is_503_not_a_short_page(
+    faults: Faults, patient_id: str
+) -> None:
+    # Given an encounter at version 2 (version 1 is a copy in the versions table)
+    created = invoke("encounter_create", body=minimal_encounter(patient_id))
+    encounter_id = created.body["id"]
+    body = {**minimal_encounter(patient_id, status="arrived"), "id": encounter_id}
+    assert invoke("encounter_update", path_params={"id": encounter_id}, body=body).status == 200
+
+    # When DynamoDB throttles the Query of the copies while the current item reads fine
+    faults.fail("Query", "ProvisionedThroughputExceededException")
+    answer = invoke("encounter_history", path_params={"id": encounter_id})
+
+    # Then the history is a 503, never a page that silently holds only the newest version
+    assert_unavailable(answer)
+    assert faults.attempts["Query"] == MAX_ATTEMPTS
 
 
 def test_an_internal_server_error_of_dynamodb_is_503(faults: Faults, patient_id: str) -> None:
@@ -238,10 +264,11 @@ def test_a_failed_idempotent_create_can_be_retried_with_the_same_key(
     retried = invoke("encounter_create", body=minimal_encounter(patient_id), headers={"Idempotency-Key": key})
 
     # Then the retry is served (not held as "in progress", not the failure replayed), storing one encounter
+    # (at version 1, whose only item is the current one)
     assert retried.status == 201, retried.body
     items, versions = stored_encounters(ddb_tables)
     assert [item["id"]["S"] for item in items] == [retried.body["id"]]
-    assert len(versions) == 1
+    assert versions == []
 
 
 def test_a_throttled_idempotency_table_is_503_and_writes_nothing(

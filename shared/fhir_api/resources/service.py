@@ -58,7 +58,7 @@ class ResourceService:
         return found
 
     def vread(self, resource_id: str, version_id: str) -> StoredResource:
-        """One version, or ResourceNotFound."""
+        """One version (the current one or an older one's copy), or ResourceNotFound."""
         check_id(resource_id)
         check_id(version_id, "version id")
         found = (
@@ -120,7 +120,7 @@ class ResourceService:
         self.definition.check_rules(resource, previous)
         stored = self._stamp(resource, resource_id, current.version_id + 1)
         try:
-            self.store.write(self._write(stored, resource, previous, current.version_id))
+            self.store.write(self._write(stored, resource, previous, current))
         except errors.VersionConflict as exc:
             if if_match is not None:
                 raise errors.PreconditionFailed(exc.diagnostics) from exc
@@ -172,7 +172,7 @@ class ResourceService:
         stored: StoredResource,
         resource: dict[str, Any],
         previous: dict[str, Any] | None,
-        expected_version: int | None,
+        superseded: StoredResource | None,
     ) -> Write:
         new_terms = {term.key: term for term in self.definition.terms(resource, stored.id)}
         old_terms = (
@@ -181,7 +181,7 @@ class ResourceService:
         return Write(
             resource=stored,
             index_attributes=self.definition.index_attributes(resource, stored.id, self.settings),
-            expected_version=expected_version,
+            superseded=superseded,
             references=self.definition.references(resource),
             terms_added=[term for key, term in new_terms.items() if old_terms.get(key) != term],
             terms_removed=[term for key, term in old_terms.items() if key not in new_terms],

@@ -3,11 +3,16 @@
 Layout (template.yaml declares the tables):
 - one table per resource type, key ``id``: the current version of each resource (its JSON text beside
   the attributes its indexes need) and, for Patient, its search-term items;
-- the versions table, key (``resourceKey`` = "Encounter/<id>", ``versionId``): every accepted version.
+- the versions table, key (``resourceKey`` = "Encounter/<id>", ``versionId``): a copy of every version
+  that has been superseded. The newest version lives only in the current item, so a create writes no
+  copy; the update that replaces version n writes version n's copy. Tables written before this layout
+  also hold a copy of the current version: readers take the newest version from the current item and
+  only older ones from the copies, so that copy is never read twice.
 
-Every write is one TransactWriteItems: the current item (conditional on the version it replaces), its
-version copy, the existence of every referenced resource and the resource's term items. Either all of
-it lands or none of it does. ``ClientError`` becomes a domain exception here and nowhere else.
+Every write is one TransactWriteItems: the current item (conditional on the version it replaces), the
+copy of the version it replaces, the existence of every referenced resource and the resource's term
+items. Either all of it lands or none of it does. ``ClientError`` becomes a domain exception here and
+nowhere else.
 """
 
 from __future__ import annotations
@@ -111,7 +116,27 @@ class Store:
         return _stored(resource_type, item) if item and "resource" in item else None
 
     def version(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource | None:
-        """One version of a resource, or None."""
+        """One version of a resource, or None: its copy if it has been superseded, else the current item.
+
+        A copy never changes once written, so an eventually consistent read that finds one is right.
+        Without one, the current item decides (strongly consistent): it is that version, or a later one
+        whose transaction has committed the copy that a strongly consistent read then finds.
+        """
+        if version_id < 1:
+            return None
+        copy = self._copy(resource_type, resource_id, version_id, consistent=False)
+        if copy is not None:
+            return copy
+        current = self.current(resource_type, resource_id)
+        if current is None or version_id > current.version_id:
+            return None
+        if version_id == current.version_id:
+            return current
+        return self._copy(resource_type, resource_id, version_id, consistent=True)
+
+    def _copy(
+        self, resource_type: str, resource_id: str, version_id: int, consistent: bool
+    ) -> StoredResource | None:
         answer = self._call(
             self.client.get_item,
             TableName=self.settings.versions_table,
@@ -119,6 +144,7 @@ class Store:
                 "resourceKey": {"S": f"{resource_type}/{resource_id}"},
                 "versionId": {"N": str(version_id)},
             },
+            ConsistentRead=consistent,
         )
         item = answer.get("Item")
         if not item:
@@ -135,9 +161,23 @@ class Store:
     ) -> tuple[list[StoredResource], bool]:
         """Versions newest first, at most ``limit``, older than ``before``; and whether more may remain.
 
-        One Query: DynamoDB ends a page at 1 MB, so large versions come back fewer than ``limit``
-        (with more remaining); the caller pages on from the oldest version returned.
+        Without ``before`` the newest version is the current item (None of it: an empty list), and the
+        copies follow from below it, so a copy of the current version left by older writers is not
+        returned twice. One Query of the copies: DynamoDB ends a page at 1 MB, so large versions come
+        back fewer than ``limit`` (with more remaining); the caller pages on from the oldest returned.
         """
+        newest: list[StoredResource] = []
+        if before is None:
+            if budget is not None:
+                budget.check(1)
+                budget.charge(1)
+            current = self.current(resource_type, resource_id)
+            if current is None:
+                return [], False
+            newest, before, limit = [current], current.version_id, limit - 1
+            # Versions are numbered from 1 without gaps: below the current one, copies remain.
+            if limit < 1 or before <= 1 or (budget is not None and budget.left < 2):
+                return newest, before > 1
         if budget is not None:
             limit = max(1, min(limit, budget.left - 1))
             budget.check(limit + 1)
@@ -157,7 +197,7 @@ class Store:
         items = answer.get("Items", [])
         _charge(budget, answer)
         found = [_stored(resource_type, {**item, "id": {"S": resource_id}}) for item in items[:limit]]
-        return found, len(items) > limit or "LastEvaluatedKey" in answer
+        return newest + found, len(items) > limit or "LastEvaluatedKey" in answer
 
     def many(
         self, resource_type: str, ids: Iterable[str], budget: ReadBudget | None = None
@@ -248,26 +288,29 @@ class Store:
             **{name: {"S": value} for name, value in write.index_attributes.items()},
         }
         put_current: dict[str, Any] = {"TableName": table, "Item": current}
-        if write.expected_version is None:
+        actions: list[dict[str, Any]] = [{"Put": put_current}]
+        superseded = write.superseded
+        if superseded is None:
             put_current["ConditionExpression"] = "attribute_not_exists(id)"
         else:
             put_current["ConditionExpression"] = "versionId = :expected"
-            put_current["ExpressionAttributeValues"] = {":expected": {"N": str(write.expected_version)}}
-        actions: list[dict[str, Any]] = [
-            {"Put": put_current},
-            {
-                "Put": {
-                    "TableName": self.settings.versions_table,
-                    "Item": {
-                        "resourceKey": {"S": f"{resource.resource_type}/{resource.id}"},
-                        "versionId": {"N": str(resource.version_id)},
-                        "resource": {"S": resource.text},
-                        "lastUpdated": {"S": resource.last_updated},
-                    },
-                    "ConditionExpression": "attribute_not_exists(resourceKey)",
+            put_current["ExpressionAttributeValues"] = {":expected": {"N": str(superseded.version_id)}}
+            # No condition of its own: the current item's condition proves that ``superseded`` is still
+            # the current version, so every writer of this copy writes the same text, and a copy that
+            # older writers left of the then current version is rewritten unchanged.
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.settings.versions_table,
+                        "Item": {
+                            "resourceKey": {"S": f"{superseded.resource_type}/{superseded.id}"},
+                            "versionId": {"N": str(superseded.version_id)},
+                            "resource": {"S": superseded.text},
+                            "lastUpdated": {"S": superseded.last_updated},
+                        },
+                    }
                 }
-            },
-        ]
+            )
         for reference_type, reference_id in write.references:
             actions.append(
                 {
@@ -379,13 +422,9 @@ def _cancellation_error(reasons: list[str], actions: list[dict[str, Any]], write
                 f"{resource.resource_type}/{resource.id} changed since version {write.expected_version} "
                 "was read; read it again and resend the update."
             )
-        if index == 1:
-            return errors.VersionConflict(
-                f"Version {resource.version_id} of {resource.resource_type}/{resource.id} already exists."
-            )
         action = actions[index]
         if "ConditionCheck" in action:
-            position = index - 2
+            position = sum(1 for earlier in actions[:index] if "ConditionCheck" in earlier)
             reference_type, reference_id = write.references[position]
             return errors.BusinessRuleViolation(
                 f"The referenced {reference_type}/{reference_id} does not exist.",

@@ -76,11 +76,20 @@ class ListedEntry:
 
 @dataclass
 class Write:
-    """One accepted write: the new current item, and what must hold for it to land."""
+    """One accepted write: the new current item, and what must hold for it to land.
+
+    ``superseded`` is the current version an update read and replaces (None for a create): it lands
+    as its version copy in the same transaction, on condition that it is still current.
+    """
 
     resource: StoredResource
     index_attributes: dict[str, str]
-    expected_version: int | None  # None: a create, the id must be new
+    superseded: StoredResource | None  # None: a create, the id must be new
     references: list[tuple[str, str]] = field(default_factory=list)  # (resource type, id) that must exist
     terms_added: list[Term] = field(default_factory=list)
     terms_removed: list[Term] = field(default_factory=list)
+
+    @property
+    def expected_version(self) -> int | None:
+        """The version that must still be current for the write to land; None for a create."""
+        return self.superseded.version_id if self.superseded is not None else None
