@@ -94,13 +94,15 @@ from fhir_api.fhir import fhirtime, narrative, terminology
 from fhir_api.resources import lifecycle
 
 _PACKAGE = "fhir.resources.R4B"
-_MODEL_MODULES: Mapping[str, str] = MappingProxyType({"Encounter": "encounter", "Patient": "patient"})
+_MODEL_MODULES: Mapping[str, str] = MappingProxyType(
+    {"Encounter": "encounter", "Patient": "patient", "Subscription": "subscription"}
+)
 
 # The server sets these; a client's are dropped before validation (ignored, not refused).
 SERVER_SET_ELEMENTS = ("id", "meta")
 
 REQUIRED_ELEMENTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"Encounter": ("status", "class", "subject"), "Patient": ()}
+    {"Encounter": ("status", "class", "subject"), "Patient": (), "Subscription": ()}
 )
 
 # FHIR R4 primitive regexes (datatypes.html), anchored with fullmatch.
