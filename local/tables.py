@@ -70,6 +70,10 @@ def _create_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     for key in _CREATE_KEYS:
         if key in properties:
             request[key] = properties[key]
+    stream = properties.get("StreamSpecification")
+    if isinstance(stream, dict) and stream.get("StreamViewType"):
+        # CloudFormation's StreamSpecification names the view only; the API also wants it enabled.
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     billing = properties.get("BillingMode")
     if isinstance(billing, str) and billing != "PROVISIONED":
         request["BillingMode"] = billing
