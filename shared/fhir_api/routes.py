@@ -29,7 +29,10 @@ class Route:
 
     @property
     def smart_permission(self) -> str | None:
-        """The SMART on FHIR v2 permission letter a scope needs for this route (None: public route)."""
+        """The SMART on FHIR v2 permission letter a scope needs for this route (None: a public route, or
+        one of a type no scope grants)."""
+        if self.resource_type in RESTRICTED_TYPES:
+            return None
         return SMART_PERMISSIONS.get(self.interaction)
 
     @property
@@ -136,7 +139,6 @@ def routes_for_permissions(grants: frozenset[tuple[str, str]] | set[tuple[str, s
         route
         for route in ROUTES
         if route.resource_type is not None
-        and route.resource_type not in RESTRICTED_TYPES
         and route.smart_permission is not None
         and (route.resource_type, route.smart_permission) in grants
     ]
