@@ -117,7 +117,8 @@ def seeded(moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Seed
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
     monkeypatch.setenv("TOKEN_ENDPOINT", TOKEN_ENDPOINT)
     reset_settings()
-    assert sorted(moto_tables.values()) == ["Encounters", "Idempotency", "Patients", "Subscriptions", "Versions"]
+    tables = ["Encounters", "Idempotency", "Patients", "Subscriptions", "Versions"]
+    assert sorted(moto_tables.values()) == tables
     # The Subscription event's endpoint resolves to a public address (no DNS in unit tests).
     monkeypatch.setattr(
         "fhir_api.notifications.endpoints.socket.getaddrinfo",
