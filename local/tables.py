@@ -105,6 +105,7 @@ def create_tables(client: Any, template: dict[str, Any] | None = None, prefix: s
         name = local_name(logical_id, prefix)
         names[logical_id] = name
         if name in existing:
+            _enable_stream(client, name, properties)
             continue
         client.create_table(**_create_request(name, properties))
         ttl = properties.get("TimeToLiveSpecification") or {}
@@ -116,6 +117,16 @@ def create_tables(client: Any, template: dict[str, Any] | None = None, prefix: s
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
                 )
     return names
+
+
+def _enable_stream(client: Any, name: str, properties: dict[str, Any]) -> None:
+    """Give a table made before the template named its stream (an older data folder) that stream."""
+    wanted = _create_request(name, properties).get("StreamSpecification")
+    if not wanted:
+        return
+    current = client.describe_table(TableName=name)["Table"].get("StreamSpecification") or {}
+    if not current.get("StreamEnabled"):
+        client.update_table(TableName=name, StreamSpecification=wanted)
 
 
 def delete_tables(client: Any, names: dict[str, str] | list[str]) -> None:
