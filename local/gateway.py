@@ -111,6 +111,8 @@ class Gateway:
                 "TOKEN_AUDIENCE": issuer.AUDIENCE,
                 "ALLOWED_CLIENT_IDS": issuer.CLIENT_ID,
                 "PAGE_TOKEN_SECRET": local_secret("page-token-secret"),
+                # rest-hook receivers on the laptop listen on http://127.0.0.1 (AWS: https, public only)
+                "ALLOW_HTTP_LOOPBACK_ENDPOINTS": "1",
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_REGION": REGION,

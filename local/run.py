@@ -71,6 +71,9 @@ def serve(port: int, ddb_port: int) -> None:
             ) from None
         thread = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
         thread.start()
+        from local.stack import start_notifications
+
+        notifications = start_notifications(gateway, dynamodb.endpoint)
         logging.getLogger("local.run").info(
             "serving http://127.0.0.1:%d/api/fhir (DynamoDB Local on %d, data in .local/data-%d)",
             port,
@@ -82,6 +85,7 @@ def serve(port: int, ddb_port: int) -> None:
                 if dynamodb.process is None or dynamodb.process.poll() is not None:
                     raise LocalError(f"DynamoDB Local on port {ddb_port} stopped; run make run again")
         finally:
+            notifications.stop()
             server.shutdown()
             server.server_close()
 

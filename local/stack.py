@@ -8,13 +8,16 @@ import os
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local import ROOT, LocalError, issuer, tables
 from local.dynamodb import DynamoDBLocal, free_port
 from local.gateway import Gateway
 from local.lambda_runtime import release_environment
 from local.server import GatewayServer, serve_in_thread
+
+if TYPE_CHECKING:
+    from local.notifications import LocalNotifications
 
 
 def start_dynamodb(db_path: Path | None = None, attempts: int = 3) -> DynamoDBLocal:
@@ -27,6 +30,16 @@ def start_dynamodb(db_path: Path | None = None, attempts: int = 3) -> DynamoDBLo
             if "in use" not in str(error) or attempt == attempts - 1:
                 raise
     raise LocalError("no free port for DynamoDB Local; free some ports and retry")
+
+
+def start_notifications(gateway: Gateway, dynamodb_endpoint: str) -> LocalNotifications:
+    """The change stream consumer and the rest-hook deliverer over the gateway's tables and settings
+    (imported once the gateway has put the shared layer on the path)."""
+    gateway.activate()
+    from fhir_api.settings import Settings
+    from local.notifications import LocalNotifications
+
+    return LocalNotifications(dynamodb_endpoint, Settings.from_environ(gateway.environment)).start()
 
 
 class LocalStack:
@@ -54,6 +67,7 @@ class LocalStack:
         self.table_names: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self.server: GatewayServer | None = None
+        self.notifications: LocalNotifications | None = None
         self._saved_env: dict[str, str] = {}
 
     @property
@@ -110,6 +124,7 @@ class LocalStack:
             )
             self.server, _ = serve_in_thread(self.gateway)
             self.gateway.activate()
+            self.notifications = start_notifications(self.gateway, self.dynamodb.endpoint)
         except BaseException:
             self.stop()
             raise
@@ -117,6 +132,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop the gateway, drop the tables, stop DynamoDB Local if this stack started it."""
+        if self.notifications is not None:
+            self.notifications.stop()
+            self.notifications = None
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -70,6 +70,10 @@ def _create_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     for key in _CREATE_KEYS:
         if key in properties:
             request[key] = properties[key]
+    stream = properties.get("StreamSpecification")
+    if isinstance(stream, dict) and stream.get("StreamViewType"):
+        # CloudFormation's StreamSpecification names the view only; the API also wants it enabled.
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     billing = properties.get("BillingMode")
     if isinstance(billing, str) and billing != "PROVISIONED":
         request["BillingMode"] = billing
@@ -101,6 +105,7 @@ def create_tables(client: Any, template: dict[str, Any] | None = None, prefix: s
         name = local_name(logical_id, prefix)
         names[logical_id] = name
         if name in existing:
+            _enable_stream(client, name, properties)
             continue
         client.create_table(**_create_request(name, properties))
         ttl = properties.get("TimeToLiveSpecification") or {}
@@ -112,6 +117,16 @@ def create_tables(client: Any, template: dict[str, Any] | None = None, prefix: s
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
                 )
     return names
+
+
+def _enable_stream(client: Any, name: str, properties: dict[str, Any]) -> None:
+    """Give a table made before the template named its stream (an older data folder) that stream."""
+    wanted = _create_request(name, properties).get("StreamSpecification")
+    if not wanted:
+        return
+    current = client.describe_table(TableName=name)["Table"].get("StreamSpecification") or {}
+    if not current.get("StreamEnabled"):
+        client.update_table(TableName=name, StreamSpecification=wanted)
 
 
 def delete_tables(client: Any, names: dict[str, str] | list[str]) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from fhir_api.fhir.ids import FHIR_ID as _FHIR_ID
-from fhir_api.routes import AUDIT_ACTIONS, RESOURCE_TYPES
+from fhir_api.routes import AUDIT_ACTIONS, RESOURCE_TYPES, SUBSCRIPTION
 
 AUDIT_MESSAGE = "audit"
 ACTIONS = frozenset(AUDIT_ACTIONS.values())
@@ -101,7 +101,7 @@ def audit(
         "sub": _text(sub, _MAX_SUB_LENGTH),
         "roles": [role for role in (roles or ()) if isinstance(role, str) and _ROLE.fullmatch(role)],
         "action": action if action in ACTIONS else "unknown",
-        "resource_type": resource_type if resource_type in RESOURCE_TYPES else None,
+        "resource_type": resource_type if resource_type in (*RESOURCE_TYPES, SUBSCRIPTION) else None,
         "resource_id": _matching(resource_id, _FHIR_ID),
         "version_id": _matching(version_id, _VERSION_ID),
         "status": int(status),

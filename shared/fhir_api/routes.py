@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 API_PREFIX = "/api/fhir"
 RESOURCE_TYPES = ("Encounter", "Patient")
+# The Subscription resource (FHIR R4 rest-hook): configuration of the server, not clinical data, so it
+# is neither one of RESOURCE_TYPES (no SMART scope grants it) nor open to every role.
+SUBSCRIPTION = "Subscription"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,10 @@ class Route:
 
     @property
     def smart_permission(self) -> str | None:
-        """The SMART on FHIR v2 permission letter a scope needs for this route (None: public route)."""
+        """The SMART on FHIR v2 permission letter a scope needs for this route (None: a public route, or
+        one of a type no scope grants)."""
+        if self.resource_type in RESTRICTED_TYPES:
+            return None
         return SMART_PERMISSIONS.get(self.interaction)
 
     @property
@@ -48,6 +54,16 @@ def _resource_routes(resource_type: str) -> tuple[Route, ...]:
     )
 
 
+def _subscription_routes() -> tuple[Route, ...]:
+    base = f"{API_PREFIX}/{SUBSCRIPTION}"
+    return (
+        Route("subscription_create", "POST", base, SUBSCRIPTION, "create"),
+        Route("subscription_search", "GET", base, SUBSCRIPTION, "search-type"),
+        Route("subscription_read", "GET", f"{base}/{{id}}", SUBSCRIPTION, "read"),
+        Route("subscription_update", "PUT", f"{base}/{{id}}", SUBSCRIPTION, "update"),
+    )
+
+
 METADATA_ROUTE = Route("metadata", "GET", f"{API_PREFIX}/metadata", None, "capabilities")
 SMART_CONFIGURATION_ROUTE = Route(
     "smart_configuration",
@@ -59,6 +75,7 @@ SMART_CONFIGURATION_ROUTE = Route(
 ROUTES: tuple[Route, ...] = (
     (METADATA_ROUTE,)
     + tuple(route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type))
+    + _subscription_routes()
     + (SMART_CONFIGURATION_ROUTE,)
 )
 
@@ -73,6 +90,10 @@ ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
     "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS,
     "auditor": READ_INTERACTIONS,
 }
+
+# Resource types only the listed roles may reach, whatever the interaction (and no scope grants):
+# a Subscription sends data to an endpoint of its author's choosing.
+RESTRICTED_TYPES: dict[str, frozenset[str]] = {SUBSCRIPTION: frozenset({"admin"})}
 
 # The second column of the table: the SMART on FHIR v2 permission (c create, r read, u update,
 # d delete, s search) a scope must grant for each interaction. vread and history are reads in SMART.
@@ -103,7 +124,13 @@ def routes_for_roles(roles: tuple[str, ...] | list[str]) -> list[Route]:
     allowed: set[str] = set()
     for role in roles:
         allowed |= ROLE_INTERACTIONS.get(role, frozenset())
-    return [route for route in ROUTES if route.interaction in allowed]
+    return [route for route in ROUTES if route.interaction in allowed and _role_reaches(route, roles)]
+
+
+def _role_reaches(route: Route, roles: tuple[str, ...] | list[str]) -> bool:
+    """Whether one of ``roles`` may reach the route's resource type (RESTRICTED_TYPES)."""
+    restricted = RESTRICTED_TYPES.get(route.resource_type or "")
+    return restricted is None or any(role in restricted for role in roles)
 
 
 def routes_for_permissions(grants: frozenset[tuple[str, str]] | set[tuple[str, str]]) -> list[Route]:

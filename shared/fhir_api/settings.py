@@ -33,6 +33,7 @@ class Settings:
     patients_table: str = _setting("PATIENTS_TABLE", "Patients")
     versions_table: str = _setting("VERSIONS_TABLE", "Versions")
     idempotency_table: str = _setting("IDEMPOTENCY_TABLE", "Idempotency")
+    subscriptions_table: str = _setting("SUBSCRIPTIONS_TABLE", "Subscriptions")
     # Set only for DynamoDB Local; in AWS the SDK finds the regional endpoint itself.
     dynamodb_endpoint: str | None = _setting("DYNAMODB_ENDPOINT", None)
     aws_region: str = _setting("AWS_REGION", "us-east-1")
@@ -84,6 +85,16 @@ class Settings:
     max_response_bytes: int = _setting(
         "MAX_RESPONSE_BYTES", 5 * 1024 * 1024, 2 * 1024 * 1024, 6 * 1024 * 1024 - 64 * 1024
     )
+
+    # Change notifications (fhir_api.notifications): the bus the change events go to, the queue of
+    # rest-hook deliveries, how long one POST may take and how many times it is tried.
+    event_bus_name: str = _setting("EVENT_BUS_NAME", "")
+    delivery_queue_url: str = _setting("DELIVERY_QUEUE_URL", "")
+    delivery_timeout_seconds: float = _setting("DELIVERY_TIMEOUT_SECONDS", 5.0, 0.5, 10)
+    delivery_max_attempts: int = _setting("DELIVERY_MAX_ATTEMPTS", 5, 1, 10)
+    # 1 lets rest-hook endpoints be http(s) on a loopback address (the local stack, the tests); in AWS
+    # it stays 0: https to public addresses only.
+    allow_http_loopback_endpoints: int = _setting("ALLOW_HTTP_LOOPBACK_ENDPOINTS", 0, 0, 1)
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -31,8 +31,25 @@ def encounter_body(patient_id: str, resource_id: str | None = None) -> dict[str,
     return body
 
 
+def subscription_body(criteria: str, endpoint: str, resource_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "Tests",
+        "criteria": criteria,
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR_JSON},
+    }
+    if resource_id:
+        body["id"] = resource_id
+    return body
+
+
+# A rest-hook that no write of the role and scope tests matches (nothing listens there either).
+QUIET_SUBSCRIPTION = ("Patient?_id=never-written", "http://127.0.0.1:9/hook")
+
+
 def create_records(local_stack: Any) -> dict[str, str]:
-    """A patient and an encounter made by an admin, for the routes that need ids."""
+    """A patient, an encounter and a Subscription made by an admin, for the routes that need ids."""
     headers = {"Authorization": f"Bearer {local_stack.token('admin')}", "Content-Type": FHIR_JSON}
     base = local_stack.base_url
     patient = requests.post(f"{base}/Patient", json=patient_body("Rolecheck"), headers=headers, timeout=30)
@@ -42,7 +59,15 @@ def create_records(local_stack: Any) -> dict[str, str]:
         f"{base}/Encounter", json=encounter_body(patient_id), headers=headers, timeout=30
     )
     assert encounter.status_code == 201, encounter.text
-    return {"Patient": patient_id, "Encounter": encounter.json()["id"]}
+    subscription = requests.post(
+        f"{base}/Subscription", json=subscription_body(*QUIET_SUBSCRIPTION), headers=headers, timeout=30
+    )
+    assert subscription.status_code == 201, subscription.text
+    return {
+        "Patient": patient_id,
+        "Encounter": encounter.json()["id"],
+        "Subscription": subscription.json()["id"],
+    }
 
 
 def call(api: Any, route: Route, headers: dict[str, str], records: dict[str, str]) -> Any:
@@ -53,11 +78,12 @@ def call(api: Any, route: Route, headers: dict[str, str], records: dict[str, str
     body: dict[str, Any] | None = None
     if route.interaction in ("create", "update"):
         given_id = resource_id if route.interaction == "update" else None
-        body = (
-            encounter_body(records["Patient"], given_id)
-            if resource_type == "Encounter"
-            else patient_body("Rolecheck", given_id)
-        )
+        if resource_type == "Subscription":
+            body = subscription_body(*QUIET_SUBSCRIPTION, given_id)
+        elif resource_type == "Encounter":
+            body = encounter_body(records["Patient"], given_id)
+        else:
+            body = patient_body("Rolecheck", given_id)
     return api.request(route.method, path, json=body, headers={**headers, "Content-Type": FHIR_JSON})
 
 

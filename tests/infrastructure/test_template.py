@@ -65,6 +65,17 @@ TABLES: dict[str, dict[str, Any]] = {
         "indexes": {},
         "retain": False,
     },
+    "SubscriptionsTable": {
+        "key": [("id", "HASH")],
+        "attributes": {"id": "S", "status": "S", "lastUpdated": "S"},
+        "indexes": {"status-index": (("status", "lastUpdated"), [])},
+        "retain": True,
+    },
+}
+# The functions fed by the change stream and the delivery queue (fhir_api.notifications.aws), by folder.
+EVENT_DRIVEN = {
+    "ChangeStreamFunction": "change_stream",
+    "SubscriptionDeliveryFunction": "subscription_delivery",
 }
 
 
@@ -260,7 +271,7 @@ def test_token_authorizer_is_the_default_and_only_metadata_is_open(resources: di
 def test_each_function_folder_hands_its_events_to_the_shared_layer(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
     folders = {route.logical_id: route.function for route in ROUTES}
-    folders.update({FALLBACK: "fallback", AUTHORIZER: "authorizer"})
+    folders.update({FALLBACK: "fallback", AUTHORIZER: "authorizer", **EVENT_DRIVEN})
     # Given every function of the template
     assert set(functions) == set(folders)
     for logical_id, folder in folders.items():
@@ -273,6 +284,9 @@ def test_each_function_folder_hands_its_events_to_the_shared_layer(resources: di
         assert ast.get_docstring(tree), f"functions/{folder}/app.py needs a docstring naming its route"
         if folder == "authorizer":
             assert "from fhir_api.auth.authorizer import lambda_handler as handler" in source
+            continue
+        if logical_id in EVENT_DRIVEN:
+            assert "from fhir_api.notifications.aws import" in source and "as handler" in source
             continue
         calls = [
             node
@@ -297,6 +311,12 @@ def test_every_function_has_its_event_file(resources: dict[str, Any]) -> None:
             assert event["type"] == "TOKEN"
             assert event["authorizationToken"].startswith("Bearer ")
             assert event["methodArn"].startswith("arn:aws:execute-api:")
+            continue
+        if logical_id in EVENT_DRIVEN:
+            # Then a stream's or a queue's records, of the source its event mapping names
+            sources = {spec["Type"] for spec in properties["Events"].values()}
+            expected = {"DynamoDB": "aws:dynamodb", "SQS": "aws:sqs"}
+            assert {expected[kind] for kind in sources} == {r["eventSource"] for r in event["Records"]}
             continue
         # Then the others are REST proxy events (payload 1.0) for a path the function serves
         for key in ("multiValueHeaders", "multiValueQueryStringParameters", "requestContext", "body"):
@@ -364,8 +384,9 @@ def test_tables_have_the_keys_and_indexes_the_code_uses(resources: dict[str, Any
         for index in properties.get("GlobalSecondaryIndexes") or []:
             keys = tuple(k["AttributeName"] for k in index["KeySchema"])
             assert [k["KeyType"] for k in index["KeySchema"]] == ["HASH", "RANGE"]
-            assert index["Projection"]["ProjectionType"] == "INCLUDE"
-            indexes[index["IndexName"]] = (keys, index["Projection"]["NonKeyAttributes"])
+            projected = index["Projection"].get("NonKeyAttributes", [])
+            assert index["Projection"]["ProjectionType"] == ("INCLUDE" if projected else "KEYS_ONLY")
+            indexes[index["IndexName"]] = (keys, projected)
         assert indexes == spec["indexes"]
 
 
@@ -599,3 +620,103 @@ def test_api_gateway_logs_every_request_as_json_without_query_strings(
     assert not any("querystring" in value.lower() for value in record.values())
     group = resources["ApiAccessLogGroup"]
     assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
+
+
+def _reference(value: Any) -> str:
+    """A resource reference as written in the template: !GetAtt T.Arn, !Ref T or !Sub "${T.Arn}/index/*"."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return ".".join(value["Fn::GetAtt"])
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return str(value["Fn::Sub"])
+    return str(value)
+
+
+def _notification_grants(properties: dict[str, Any]) -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    for statement in _statements(properties):
+        assert statement["Effect"] == "Allow"
+        for resource in _as_list(statement["Resource"]):
+            grants.setdefault(_reference(resource), set()).update(_as_list(statement["Action"]))
+    return grants
+
+
+def test_the_notification_functions_get_exactly_what_they_call(resources: dict[str, Any]) -> None:
+    functions = _functions(resources)
+    # The stream consumer: events on its bus, messages on its queues, the active subscriptions
+    assert _notification_grants(functions["ChangeStreamFunction"]) == {
+        "ChangeEventBus.Arn": {"events:PutEvents"},
+        "DeliveryQueue.Arn": {"sqs:SendMessage"},
+        "ChangeStreamDeadLetterQueue.Arn": {"sqs:SendMessage"},
+        "${SubscriptionsTable.Arn}/index/*": {"dynamodb:Query"},
+        "SubscriptionsTable.Arn": {"dynamodb:BatchGetItem"},
+    }
+    # The deliverer: the subscription (and its error version), the resources and versions it sends
+    assert _notification_grants(functions["SubscriptionDeliveryFunction"]) == {
+        "SubscriptionsTable.Arn": {"dynamodb:GetItem", "dynamodb:PutItem"},
+        "VersionsTable.Arn": {"dynamodb:PutItem", "dynamodb:GetItem"},
+        "EncountersTable.Arn": {"dynamodb:GetItem"},
+        "PatientsTable.Arn": {"dynamodb:GetItem"},
+    }
+    keys = {
+        statement["Sid"]: statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        for statement in _statements(functions["SubscriptionDeliveryFunction"])
+        if _reference(_as_list(statement["Resource"])[0]) == "VersionsTable.Arn"
+    }
+    assert keys == {
+        "WriteSubscriptionVersions": ["Subscription/*"],
+        "ReadNotifiedVersions": ["Encounter/*", "Patient/*"],
+    }
+
+
+def test_the_clinical_tables_stream_every_version_to_the_consumer_in_order_with_a_dead_letter_queue(
+    resources: dict[str, Any],
+) -> None:
+    events = resources["ChangeStreamFunction"]["Properties"]["Events"]
+    for table in ("EncountersTable", "PatientsTable"):
+        # Given a clinical table: its stream carries the old and the new image of every write
+        stream = resources[table]["Properties"]["StreamSpecification"]
+        assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+        # Then the consumer reads it one batch per shard at a time, retries, halves and dead-letters
+        mapping = next(
+            e["Properties"]
+            for e in events.values()
+            if e["Properties"]["Stream"] == {"Fn::GetAtt": [table, "StreamArn"]}
+        )
+        assert mapping["ParallelizationFactor"] == 1
+        assert mapping["BisectBatchOnFunctionError"] is True
+        assert 0 < mapping["MaximumRetryAttempts"] <= 20
+        assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
+            "Fn::GetAtt": ["ChangeStreamDeadLetterQueue", "Arn"]
+        }
+    assert resources["SubscriptionsTable"]["Properties"].get("StreamSpecification") is None
+
+
+def test_deliveries_are_retried_then_dead_lettered_with_alarms(resources: dict[str, Any]) -> None:
+    queue = resources["DeliveryQueue"]["Properties"]
+    delivery = resources["SubscriptionDeliveryFunction"]["Properties"]
+    # The queue hands a message over as many times as the deliverer tries, then dead-letters it
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeliveryDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": int(delivery["Environment"]["Variables"]["DELIVERY_MAX_ATTEMPTS"]),
+    }
+    # and outlasts six of the function's timeouts, as Lambda asks of the queues it reads
+    assert queue["VisibilityTimeout"] >= 6 * delivery["Timeout"]
+    assert delivery["Events"]["Deliveries"]["Properties"]["FunctionResponseTypes"] == [
+        "ReportBatchItemFailures"
+    ]
+    # In AWS, endpoints must be https and public
+    for name in ("SubscriptionCreateFunction", "SubscriptionUpdateFunction", "SubscriptionDeliveryFunction"):
+        assert (
+            resources[name]["Properties"]["Environment"]["Variables"]["ALLOW_HTTP_LOOPBACK_ENDPOINTS"] == "0"
+        )
+    # Every dead-letter queue has an alarm on its first message
+    for dead_letters in ("ChangeStreamDeadLetterQueue", "DeliveryDeadLetterQueue"):
+        alarm = resources[f"{dead_letters}Alarm"]["Properties"]
+        assert alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert alarm["Dimensions"] == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters, "QueueName"]}}
+        ]
+        assert alarm["Threshold"] == 1
+        assert resources[dead_letters]["Properties"]["SqsManagedSseEnabled"] is True

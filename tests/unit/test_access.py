@@ -233,3 +233,17 @@ def test_a_direct_invocation_of_a_write_is_refused_and_stores_nothing(moto_table
     found = make_handler("patient_search")(search, LambdaContext("patient_search", "direct-2"))
     assert found["statusCode"] == 200, found["body"]
     assert json.loads(found["body"]).get("entry") is None
+
+
+def test_subscriptions_are_for_admins_only_and_no_scope_grants_them() -> None:
+    subscription_routes = {route.function for route in ROUTES if route.resource_type == "Subscription"}
+    assert subscription_routes == {
+        "subscription_create",
+        "subscription_search",
+        "subscription_read",
+        "subscription_update",
+    }
+    assert subscription_routes <= allowed(("admin",))
+    assert not subscription_routes & allowed(("practitioner", "auditor"))
+    assert not subscription_routes & allowed((), ("system/*.cruds",))
+    assert not subscription_routes & allowed(("practitioner",), ("system/*.*",))

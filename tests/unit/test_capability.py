@@ -140,3 +140,29 @@ def test_security_advertises_smart_and_its_token_endpoint_when_configured() -> N
     }
     assert "extension" not in without["rest"][0]["security"]
     CapabilityStatement.model_validate(with_endpoint)
+
+
+def test_the_served_statement_lists_subscription_for_admins_with_its_rest_hook_rules() -> None:
+    # Given the statement of the resources this server serves
+    from fhir_api.resources import DEFINITIONS
+
+    statement = capability_statement(BASE, list(DEFINITIONS.values()))
+    CapabilityStatement.model_validate(statement)
+    subscription = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription")
+    # Then Subscription is created, read, updated and searched, with no history
+    assert [entry["code"] for entry in subscription["interaction"]] == [
+        "read",
+        "update",
+        "create",
+        "search-type",
+    ]
+    assert subscription["readHistory"] is False
+    assert {parameter["name"] for parameter in subscription["searchParam"]} == {
+        "status",
+        "type",
+        "_id",
+        "_lastUpdated",
+    }
+    # And its documentation says what it delivers on, and the security section who may use it
+    assert "rest-hook" in subscription["documentation"]
+    assert "- `Subscription`: `admin` only" in statement["rest"][0]["security"]["description"]

@@ -33,6 +33,10 @@ FUNCTIONS = ROOT / "functions"
 # The seed's example ids, which the events carry until a test rewrites them.
 EVENT_PATIENT_ID = "65f1234567890abcdef12345"
 EVENT_ENCOUNTER_ID = "65f6789012345abcdef67890"
+EVENT_SUBSCRIPTION_ID = "65fabc0123456789abcdef01"
+# Functions fed by a stream or a queue, not by API Gateway: tests/unit/test_notifications.py runs
+# them on their events.
+EVENT_DRIVEN = frozenset({"change_stream", "subscription_delivery"})
 FHIR_JSON = "application/fhir+json"
 TOKEN_ENDPOINT = "https://auth.example.org/oauth2/token"
 
@@ -52,6 +56,10 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "patient_update": (200, "Patient"),
     "patient_history": (200, "Bundle"),
     "patient_vread": (200, "Patient"),
+    "subscription_create": (201, "Subscription"),
+    "subscription_search": (200, "Bundle"),
+    "subscription_read": (200, "Subscription"),
+    "subscription_update": (200, "Subscription"),
     "fallback": (405, "OperationOutcome"),
 }
 
@@ -62,6 +70,7 @@ class Seeded:
 
     patient_id: str
     encounter_id: str
+    subscription_id: str = EVENT_SUBSCRIPTION_ID
 
 
 def load_handler(folder: str) -> Callable[[dict[str, Any], Any], Any]:
@@ -78,8 +87,10 @@ def load_event(name: str, seeded: Seeded | None = None) -> dict[str, Any]:
     """events/<name>.json, with the example ids replaced by the seeded ones."""
     text = (EVENTS / f"{name}.json").read_text(encoding="utf-8")
     if seeded is not None:
-        text = text.replace(EVENT_PATIENT_ID, seeded.patient_id).replace(
-            EVENT_ENCOUNTER_ID, seeded.encounter_id
+        text = (
+            text.replace(EVENT_PATIENT_ID, seeded.patient_id)
+            .replace(EVENT_ENCOUNTER_ID, seeded.encounter_id)
+            .replace(EVENT_SUBSCRIPTION_ID, seeded.subscription_id)
         )
     event: dict[str, Any] = json.loads(text)
     return event
@@ -106,12 +117,19 @@ def seeded(moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Seed
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
     monkeypatch.setenv("TOKEN_ENDPOINT", TOKEN_ENDPOINT)
     reset_settings()
-    assert sorted(moto_tables.values()) == ["Encounters", "Idempotency", "Patients", "Versions"]
+    tables = ["Encounters", "Idempotency", "Patients", "Subscriptions", "Versions"]
+    assert sorted(moto_tables.values()) == tables
+    # The Subscription event's endpoint resolves to a public address (no DNS in unit tests).
+    monkeypatch.setattr(
+        "fhir_api.notifications.endpoints.socket.getaddrinfo",
+        lambda *args, **kwargs: [(2, 1, 6, "", ("93.184.215.14", 443))],
+    )
     # The encounter's subject must exist: the patient is created first, then the encounter's
     # event is rewritten to name it.
     patient_id = _created_id("patient_create")
     encounter_id = _created_id("encounter_create", Seeded(patient_id, EVENT_ENCOUNTER_ID))
-    return Seeded(patient_id, encounter_id)
+    subscription_id = _created_id("subscription_create")
+    return Seeded(patient_id, encounter_id, subscription_id)
 
 
 def test_every_function_has_an_event_and_an_expected_answer() -> None:
@@ -120,7 +138,7 @@ def test_every_function_has_an_event_and_an_expected_answer() -> None:
     folders = {path.parent.name for path in FUNCTIONS.glob("*/app.py")}
     # Then each function has its event, and each event an answer this module checks
     assert events == folders
-    assert set(EXPECTED) == folders - {"authorizer"}
+    assert set(EXPECTED) == folders - {"authorizer"} - EVENT_DRIVEN
     assert {route.function for route in ROUTES} <= set(EXPECTED)
 
 
@@ -146,7 +164,11 @@ def test_the_function_answers_its_event(name: str, seeded: Seeded) -> None:
 
 def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], seeded: Seeded) -> None:
     resource_type = name.split("_")[0].capitalize()
-    resource_id = {"Encounter": seeded.encounter_id, "Patient": seeded.patient_id}.get(resource_type)
+    resource_id = {
+        "Encounter": seeded.encounter_id,
+        "Patient": seeded.patient_id,
+        "Subscription": seeded.subscription_id,
+    }.get(resource_type)
     interaction = name.split("_", 1)[-1]
     if name == "metadata":
         assert body["fhirVersion"].startswith("4.0")
@@ -178,6 +200,9 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
         assert any(link["relation"] == "self" for link in body["link"])
     if body["resourceType"] == "Encounter":
         assert body["subject"]["reference"] == f"Patient/{seeded.patient_id}"
+    if body["resourceType"] == "Subscription":
+        # The channel's header value is a secret: never shown
+        assert body["channel"]["header"] == ["Authorization: ******"]
 
 
 def test_the_encounter_create_event_is_the_seed_example(seeded: Seeded) -> None:

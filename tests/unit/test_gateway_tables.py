@@ -60,6 +60,7 @@ def test_table_names_and_env(template: dict[str, Any]) -> None:
         "PATIENTS_TABLE": "Patients",
         "VERSIONS_TABLE": "Versions",
         "IDEMPOTENCY_TABLE": "Idempotency",
+        "SUBSCRIPTIONS_TABLE": "Subscriptions",
     }
 
 
@@ -225,3 +226,21 @@ def test_install_without_npm_is_a_one_line_error(tmp_path: Any) -> None:
     # Then it fails naming npm and the fix
     assert result.returncode != 0
     assert "npm not found on PATH; install Node.js and npm" in result.stderr
+
+
+def test_a_table_made_without_its_stream_gets_it(
+    moto_tables: dict[str, str], template: dict[str, Any]
+) -> None:
+    # Given an Encounters table of an older data folder, made before the template named its stream
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="old-Encounters",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # When the tables are made again
+    tables.create_tables(client, template, prefix="old-")
+    # Then it streams old and new images, as deployed
+    stream = client.describe_table(TableName="old-Encounters")["Table"]["StreamSpecification"]
+    assert stream == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}

@@ -21,7 +21,7 @@ from fhir_api.settings import Settings
 from fhir_api.store.indexes import INDEXES, IndexQuery, index_query
 from fhir_api.store.types import EVERY
 
-TABLES = {"Encounter": "EncountersTable", "Patient": "PatientsTable"}
+TABLES = {"Encounter": "EncountersTable", "Patient": "PatientsTable", "Subscription": "SubscriptionsTable"}
 SHARDS = 8
 ENCOUNTER = EncounterDefinition()
 PATIENT = PatientDefinition()

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from fhir_api.routes import API_PREFIX, ROLE_INTERACTIONS, ROUTES
+from fhir_api.routes import API_PREFIX, RESTRICTED_TYPES, ROLE_INTERACTIONS, ROUTES
 from fhir_api.search.parameters import (
     DEFAULT_COUNT,
     MAX_AND_GROUPS,
@@ -91,6 +91,9 @@ def _security_description() -> str:
     for role, interactions in sorted(ROLE_INTERACTIONS.items()):
         allowed = [code for code in _INTERACTION_ORDER if code in interactions]
         lines.append(f"- `{role}`: {', '.join(allowed)}")
+    for resource_type, roles in sorted(RESTRICTED_TYPES.items()):
+        names = ", ".join(f"`{role}`" for role in sorted(roles))
+        lines.append(f"- `{resource_type}`: {names} only; no SMART scope grants it")
     return "\n".join(lines)
 
 
@@ -167,7 +170,7 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
         "interaction": [{"code": code} for code in _interactions(resource_type)],
         # Updates honour If-Match (412 on a stale version): FHIR's "versioned-update".
         "versioning": "versioned-update",
-        "readHistory": True,
+        "readHistory": "vread" in _interactions(resource_type),
         "updateCreate": False,
         "conditionalCreate": bool(definition.conditional_create),
         "conditionalRead": "not-supported",

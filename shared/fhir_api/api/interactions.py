@@ -251,6 +251,7 @@ def apply_cors(request: Request, response: Response, settings: Settings) -> None
 
 def _search_entry(request: Request, stored: StoredResource) -> str:
     """A searchset entry, as JSON text."""
+    stored = _presented(stored)
     return fhirjson.dumps(
         {
             "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
@@ -262,6 +263,7 @@ def _search_entry(request: Request, stored: StoredResource) -> str:
 
 def _history_entry(request: Request, stored: StoredResource) -> str:
     """A history entry (the version's resource, and the write that made it), as JSON text."""
+    stored = _presented(stored)
     first = stored.version_id == 1
     return fhirjson.dumps(
         {
@@ -304,6 +306,7 @@ def _page_room(
 def _resource_response(
     status: int, stored: StoredResource, request: Request, location: bool = False
 ) -> Response:
+    stored = _presented(stored)
     headers = {
         "ETag": f'W/"{stored.version_id}"',
         "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
@@ -325,6 +328,13 @@ def _resource_response(
 
         return Response(status, operation_outcome([issue]), headers)
     return Response(status, stored.text, headers)
+
+
+def _presented(stored: StoredResource) -> StoredResource:
+    """The resource as answers show it (a Subscription's header values masked)."""
+    from fhir_api.resources import presented
+
+    return presented(stored)
 
 
 def _body(request: Request, settings: Settings) -> Any:

@@ -30,7 +30,9 @@ from fhir_api.errors import Issue
 Model: TypeAlias = Any  # a fhir.resources model class
 
 _PACKAGE = "fhir.resources.R4B"
-_MODEL_MODULES: Mapping[str, str] = MappingProxyType({"Encounter": "encounter", "Patient": "patient"})
+_MODEL_MODULES: Mapping[str, str] = MappingProxyType(
+    {"Encounter": "encounter", "Patient": "patient", "Subscription": "subscription"}
+)
 _ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _RESOURCE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
 

@@ -21,7 +21,7 @@ SERVER_SET_ELEMENTS = ("id", "meta")
 
 # Elements this server requires beyond FHIR's own cardinalities (refused as structure: 400).
 REQUIRED_ELEMENTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"Encounter": ("status", "class", "subject"), "Patient": ()}
+    {"Encounter": ("status", "class", "subject"), "Patient": (), "Subscription": ()}
 )
 
 

@@ -88,6 +88,14 @@ class ResourceDefinition(ABC):
 
         return validate_resource(self.resource_type, document)
 
+    def carry_over(self, resource: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+        """An update's resource with what the client cannot send back kept from ``previous``."""
+        return resource
+
+    def presented(self, stored: StoredResource) -> StoredResource:
+        """The resource as read, vread, history and search show it (secrets masked)."""
+        return stored
+
     @abstractmethod
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """Raise BusinessRuleViolation when ``resource`` (replacing ``previous``) breaks a rule."""

@@ -115,8 +115,8 @@ class ResourceService:
             raise errors.PreconditionFailed(
                 f"If-Match names version {if_match}, but the current version is {current.version_id}."
             )
-        resource = self.definition.validate(document)
         previous = current.document
+        resource = self.definition.carry_over(self.definition.validate(document), previous)
         self.definition.check_rules(resource, previous)
         stored = self._stamp(resource, resource_id, current.version_id + 1)
         try:

@@ -91,7 +91,11 @@ class Store:
     def __init__(self, settings: Settings, client: DynamoDBClient | None = None) -> None:
         self.settings = settings
         self._client = client
-        self._tables = {"Encounter": settings.encounters_table, "Patient": settings.patients_table}
+        self._tables = {
+            "Encounter": settings.encounters_table,
+            "Patient": settings.patients_table,
+            "Subscription": settings.subscriptions_table,
+        }
 
     @property
     def client(self) -> DynamoDBClient:

@@ -36,6 +36,7 @@ INDEXES: dict[tuple[str, str], IndexLayout] = {
         "date-index", "dateShard", "periodStart", "id", "periodEnd", sharded=True, every_key="all"
     ),
     ("Patient", "term"): IndexLayout("term-index", "term", "termValue", "owner"),
+    ("Subscription", "status"): IndexLayout("status-index", "status", "lastUpdated", "id"),
 }
 
 

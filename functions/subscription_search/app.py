@@ -1,0 +1,5 @@
+"""GET /api/fhir/Subscription: the FHIR search interaction on Subscription (admin only)."""
+
+from fhir_api.api.handler import make_handler
+
+handler = make_handler("subscription_search")

@@ -1,0 +1,5 @@
+"""PUT /api/fhir/Subscription/{id}: the FHIR update interaction on Subscription (admin only)."""
+
+from fhir_api.api.handler import make_handler
+
+handler = make_handler("subscription_update")
