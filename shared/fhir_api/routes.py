@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 API_PREFIX = "/api/fhir"
 RESOURCE_TYPES = ("Encounter", "Patient")
+# The audit trail's resource: read and searched by auditors and admins, written only by the recorder.
+AUDIT_EVENT = "AuditEvent"
+# Every type a route serves; a SMART scope may name any of them (``*`` means the clinical ones only).
+SERVED_TYPES = (*RESOURCE_TYPES, AUDIT_EVENT)
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,14 @@ SMART_CONFIGURATION_ROUTE = Route(
     None,
     "smart-configuration",
 )
+AUDIT_EVENT_ROUTES = (
+    Route("audit_event_search", "GET", f"{API_PREFIX}/{AUDIT_EVENT}", AUDIT_EVENT, "search-type"),
+    Route("audit_event_read", "GET", f"{API_PREFIX}/{AUDIT_EVENT}/{{id}}", AUDIT_EVENT, "read"),
+)
 ROUTES: tuple[Route, ...] = (
     (METADATA_ROUTE,)
     + tuple(route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type))
+    + AUDIT_EVENT_ROUTES
     + (SMART_CONFIGURATION_ROUTE,)
 )
 
@@ -73,6 +82,10 @@ ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
     "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS,
     "auditor": READ_INTERACTIONS,
 }
+
+# Resource types only some roles may touch, whatever their interactions allow elsewhere: the audit
+# trail is for those who audit (a practitioner's read of it is 403).
+RESTRICTED_TYPE_ROLES: dict[str, frozenset[str]] = {AUDIT_EVENT: frozenset({"auditor", "admin"})}
 
 # The second column of the table: the SMART on FHIR v2 permission (c create, r read, u update,
 # d delete, s search) a scope must grant for each interaction. vread and history are reads in SMART.
@@ -103,7 +116,15 @@ def routes_for_roles(roles: tuple[str, ...] | list[str]) -> list[Route]:
     allowed: set[str] = set()
     for role in roles:
         allowed |= ROLE_INTERACTIONS.get(role, frozenset())
-    return [route for route in ROUTES if route.interaction in allowed]
+    return [
+        route
+        for route in ROUTES
+        if route.interaction in allowed
+        and (
+            route.resource_type not in RESTRICTED_TYPE_ROLES
+            or not RESTRICTED_TYPE_ROLES[route.resource_type].isdisjoint(roles)
+        )
+    ]
 
 
 def routes_for_permissions(grants: frozenset[tuple[str, str]] | set[tuple[str, str]]) -> list[Route]:

@@ -1,0 +1,297 @@
+"""AuditEvent search: the parameter table, the plan (one Query on the term index at a time) and the
+filter every found event must pass.
+
+A search reads one index partition at a time, newest first by default: the one of its ``entity``,
+``patient`` or ``agent`` value when it names a single one, else the months its ``date`` allows (the
+retention period when it gives none), from the newest. Every other criterion is checked on the events
+found. Like every search here it reads at most ``SEARCH_READ_BUDGET`` items per request; a page that
+would read more ends early with a ``next`` link that continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fhir_api import errors
+from fhir_api.auditevents import events
+from fhir_api.auditevents.store import AuditEventStore
+from fhir_api.fhir import fhirjson, fhirtime
+from fhir_api.search import dates
+from fhir_api.search.parameters import SearchParameter, SearchQuery, parameter_table
+from fhir_api.search.tokens import TokenValue, split_escaped, unescape
+from fhir_api.store.budget import ReadBudget
+
+SPEC = "http://hl7.org/fhir/SearchParameter"
+PARAMETERS = parameter_table(
+    SearchParameter(
+        "date",
+        "date",
+        "AuditEvent.recorded",
+        "When the request was recorded (every prefix).",
+        f"{SPEC}/AuditEvent-date",
+    ),
+    SearchParameter(
+        "entity",
+        "reference",
+        "AuditEvent.entity.what",
+        "A resource the request touched: Encounter/{id} or Patient/{id} finds the events of every version.",
+        f"{SPEC}/AuditEvent-entity",
+        target=("Encounter", "Patient"),
+    ),
+    SearchParameter(
+        "patient",
+        "reference",
+        "AuditEvent.entity.what.where(resolve() is Patient)",
+        "A patient whose data the request read or changed (for a search, each patient returned).",
+        f"{SPEC}/AuditEvent-patient",
+        target=("Patient",),
+    ),
+    SearchParameter(
+        "agent",
+        "token",
+        "AuditEvent.agent.who.identifier",
+        "Who made the request: the token's sub (a machine client's client id too). Agents carry an "
+        "identifier, not a reference, so the value is the identifier (escape a '|' in it as '\\|').",
+    ),
+    SearchParameter(
+        "altid",
+        "token",
+        "AuditEvent.agent.altId",
+        "The token's sub of the user who made the request.",
+        f"{SPEC}/AuditEvent-altid",
+    ),
+    SearchParameter(
+        "action",
+        "token",
+        "AuditEvent.action",
+        "C create, R read, U update, D delete, E execute (search).",
+        f"{SPEC}/AuditEvent-action",
+        codes=("C", "R", "U", "D", "E"),
+        system="http://hl7.org/fhir/audit-event-action",
+    ),
+    SearchParameter(
+        "outcome",
+        "token",
+        "AuditEvent.outcome",
+        "0 success, 4 refused or the client's error, 8 the server's.",
+        f"{SPEC}/AuditEvent-outcome",
+        codes=("0", "4", "8", "12"),
+        system="http://hl7.org/fhir/audit-event-outcome",
+    ),
+    SearchParameter(
+        "subtype",
+        "token",
+        "AuditEvent.subtype",
+        "The FHIR interaction (read, vread, search-type, create...).",
+        f"{SPEC}/AuditEvent-subtype",
+        system=events.INTERACTION_SYSTEM,
+    ),
+)
+SORTS = ("-date", "date")
+# Driving terms, most selective first: a search that names one of these reads only its partition.
+_DRIVERS = ("entity", "patient", "agent", "altid")
+
+
+@dataclass
+class Page:
+    """One page of matches (JSON texts, in date order), where the next begins, and the total if known."""
+
+    matches: list[str]
+    resume: dict[str, Any] | None
+    total: int | None
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One term to read, between bounds on ``recorded``."""
+
+    term: str
+    low: str | None
+    high: str | None
+
+
+def capability_entry() -> dict[str, Any]:
+    """The CapabilityStatement's AuditEvent entry: read and search, nothing else."""
+    return {
+        "type": "AuditEvent",
+        "profile": "http://hl7.org/fhir/StructureDefinition/AuditEvent",
+        "documentation": (
+            "The audit trail: one AuditEvent per request (reads, searches, writes, refusals), recorded by "
+            "the server within a minute. Auditors and admins read and search it; nobody creates, updates "
+            "or deletes it through the API."
+        ),
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {
+                "name": p.name,
+                **({"definition": p.definition} if p.definition else {}),
+                "type": p.type,
+                "documentation": p.documentation,
+            }
+            for p in PARAMETERS.values()
+        ],
+    }
+
+
+def search(
+    store: AuditEventStore,
+    query: SearchQuery,
+    raw_references: dict[str, list[list[str]]],
+    resume: dict[str, Any] | None,
+    budget: ReadBudget,
+    retention_days: int,
+    now: datetime | None = None,
+) -> Page:
+    """One page of the AuditEvents matching ``query`` (``count`` of them at most)."""
+    ascending = query.sort == "date"
+    partitions = plan(query, raw_references, retention_days, ascending, now or datetime.now(UTC))
+    want_all = query.summary_count or query.total == "accurate" or query.count == 0
+    limit = None if want_all else query.count
+    matches: list[str] = []
+    start_index = int(resume["p"]) if resume else 0
+    start_key = resume.get("k") if resume else None
+    for index in range(start_index, len(partitions)):
+        partition = partitions[index]
+        key = start_key if index == start_index else None
+        while True:
+            room = budget.free // 2  # half for the index, half for the events it leads to
+            if room < 1:
+                if want_all:
+                    raise errors.SearchTooCostly(
+                        f"Counting these AuditEvents would read more than {budget.limit} items; narrow the "
+                        "search (entity, patient, agent or a shorter date range)."
+                    )
+                return Page(matches, {"p": index, "k": key}, None)
+            wanted = room if limit is None else min(room, limit - len(matches))
+            found = store.query_term(partition.term, partition.low, partition.high, ascending, wanted, key)
+            budget.charge(found.scanned)
+            texts = store.fetch([owner for owner, _ in found.entries])
+            budget.charge(len(found.entries))
+            for position, (owner, entry_key) in enumerate(found.entries):
+                text = texts.get(owner)
+                if text is not None and matches_query(fhirjson.loads(text), query, raw_references):
+                    matches.append(text)
+                    if limit is not None and len(matches) >= limit:
+                        more = (
+                            position < len(found.entries) - 1
+                            or bool(found.last_key)
+                            or index < len(partitions) - 1
+                        )
+                        return Page(matches, {"p": index, "k": entry_key} if more else None, None)
+            key = found.last_key
+            if not key:
+                break
+    total = len(matches) if (want_all or (resume is None)) else None
+    return Page(matches if query.count else [], None, total)
+
+
+def plan(
+    query: SearchQuery,
+    raw_references: dict[str, list[list[str]]],
+    retention_days: int,
+    ascending: bool,
+    now: datetime,
+) -> list[Partition]:
+    """The partitions a search reads, in the order it reads them."""
+    low, high = dates.key_bounds(query.values("date"))
+    oldest = fhirtime.to_canonical(now - timedelta(days=retention_days + 31))
+    # Past the present nothing is recorded yet; a minute's slack covers clocks a little ahead.
+    newest = fhirtime.to_canonical(now + timedelta(minutes=1))
+    if low is not None and high is not None and low >= high:
+        return []
+    for name in _DRIVERS:
+        groups = query.values(name)
+        if groups and len(groups[0]) == 1:
+            term = _driving_term(name, groups[0][0], raw_references.get(name, [[]])[0])
+            if term is not None:
+                return [Partition(term, low, high)]
+    first = max(low or oldest, oldest)
+    last = min(high or newest, newest)
+    if first >= last:
+        return []
+    months = list(_months(first[:7], last[:7]))
+    if not ascending:
+        months.reverse()
+    return [Partition(events.month_term(month), low, high) for month in months]
+
+
+def _driving_term(name: str, value: Any, raw: list[str]) -> str | None:
+    if name in ("entity", "patient"):
+        return f"{name}|{value}"
+    if isinstance(value, TokenValue) and value.code and not value.system:
+        return f"agent|{value.code}"
+    return None
+
+
+def _months(first: str, last: str) -> Iterator[str]:
+    year, month = int(first[:4]), int(first[5:7])
+    while f"{year:04d}-{month:02d}" <= last:
+        yield f"{year:04d}-{month:02d}"
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def raw_references(query: SearchQuery) -> dict[str, list[list[str]]]:
+    """The reference values as written (``Encounter/1``), per AND group (the parsed value is the id)."""
+    found: dict[str, list[list[str]]] = {}
+    for name in ("entity", "patient"):
+        found[name] = [
+            [unescape(item) for item in split_escaped(group.raw, ",")] for group in query.occurrences(name)
+        ]
+    return found
+
+
+def matches_query(event: dict[str, Any], query: SearchQuery, raw: dict[str, list[list[str]]]) -> bool:
+    """Whether a stored AuditEvent meets every criterion of ``query`` (AND of OR groups)."""
+    recorded = fhirtime.parse_range(str(event.get("recorded")))
+    if not dates.matches_all(query.values("date"), recorded[0], recorded[1]):
+        return False
+    references = events.references(event)
+    for group in raw.get("entity", []):
+        if not any(_references_match(value, references) for value in group):
+            return False
+    patients = events.patients(event)
+    for values in query.values("patient"):
+        if not any(value in patients for value in values):
+            return False
+    agents = events.agents(event)
+    for values in query.values("agent"):
+        if not any(_identifier_matches(value, agents) for value in values):
+            return False
+    alt_ids = [agent.get("altId") for agent in event.get("agent") or () if agent.get("altId")]
+    for values in query.values("altid"):
+        if not any(_identifier_matches(value, alt_ids) for value in values):
+            return False
+    for values in query.values("action"):
+        if not any(value.matches(PARAMETERS["action"].system, event.get("action")) for value in values):
+            return False
+    for values in query.values("outcome"):
+        if not any(value.matches(PARAMETERS["outcome"].system, event.get("outcome")) for value in values):
+            return False
+    subtypes = events.subtypes(event)
+    for values in query.values("subtype"):
+        if not any(value.matches(system, code) for value in values for system, code in subtypes):
+            return False
+    return True
+
+
+def _references_match(value: str, references: list[str]) -> bool:
+    if "/" in value:
+        return value in references
+    return any(reference.split("/")[1] == value for reference in references)
+
+
+def _identifier_matches(value: TokenValue, identifiers: list[str]) -> bool:
+    if value.system:
+        # A '|' the client left unescaped splits the identifier; read the two halves back as one.
+        return f"{value.system}|{value.code or ''}" in identifiers
+    return value.code in identifiers  # agents' identifiers have no system: "|sub" is "sub"
