@@ -6,6 +6,7 @@ budget as every other search here; the AuditEvent's own parameters are in ``sear
 
 from __future__ import annotations
 
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -13,7 +14,7 @@ from fhir_api import errors
 from fhir_api.api.http import Request, Response
 from fhir_api.auditevents import search as audit_search
 from fhir_api.auditevents.store import AuditEventStore
-from fhir_api.fhir import fhirjson
+from fhir_api.fhir import fhirjson, fhirtime
 from fhir_api.fhir.fhirjson import RawJson
 from fhir_api.routes import AUDIT_EVENT, Route
 from fhir_api.settings import Settings
@@ -45,7 +46,13 @@ def read(request: Request, settings: Settings) -> Response:
         text = store_for(settings).get(event_id)
     if text is None:
         raise errors.ResourceNotFound(f"AuditEvent/{event_id[:64]} is not known.")
-    return Response(200, text, {"ETag": 'W/"1"'})
+    stored = fhirjson.loads(text)
+    headers = {"ETag": 'W/"1"'}
+    last_updated = (stored.get("meta") or {}).get("lastUpdated")
+    if isinstance(last_updated, str):
+        moment = fhirtime.parse_canonical(fhirtime.parse_range(last_updated)[0])
+        headers["Last-Modified"] = format_datetime(moment, usegmt=True)
+    return Response(200, text, headers)
 
 
 def search(request: Request, settings: Settings) -> Response:
