@@ -84,6 +84,7 @@ def serve(port: int, ddb_port: int) -> None:
         finally:
             server.shutdown()
             server.server_close()
+            gateway.close()
 
 
 def main(argv: list[str] | None = None) -> int:

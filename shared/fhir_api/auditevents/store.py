@@ -146,7 +146,10 @@ class AuditEventStore:
             "TableName": self.table,
             "IndexName": TERM_INDEX,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#t": "term", "#r": "recorded"},
+            "ExpressionAttributeNames": {
+                "#t": "term",
+                **({"#r": "recorded"} if ":low" in values or ":high" in values else {}),
+            },
             "ExpressionAttributeValues": values,
             "ScanIndexForward": ascending,
             "Limit": max(1, limit),
