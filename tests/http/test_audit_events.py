@@ -29,7 +29,9 @@ def _events(api: ApiSession, headers: dict[str, str], query: str) -> list[dict[s
     return [entry["resource"] for entry in bundle.get("entry", []) if entry["search"]["mode"] == "match"]
 
 
-def _eventually(find: Callable[[], list[dict[str, Any]]], wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+def _eventually(
+    find: Callable[[], list[dict[str, Any]]], wanted: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     """The first event ``find`` returns that is ``wanted``, looking again until 60 s have passed."""
     deadline = time.monotonic() + VISIBLE_WITHIN_SECONDS
     while True:
@@ -152,7 +154,9 @@ def test_searches_page_newest_first_with_signed_next_links(
     api: ApiSession, records: dict[str, str], watched: dict[str, Any]
 ) -> None:
     auditor = watched["auditor"]
-    _eventually(lambda: _events(api, auditor, f"agent={PRACTITIONER}"), lambda e: _subtype(e) == "search-type")
+    _eventually(
+        lambda: _events(api, auditor, f"agent={PRACTITIONER}"), lambda e: _subtype(e) == "search-type"
+    )
     first = api.get(f"AuditEvent?agent={PRACTITIONER}&_count=1", headers=auditor).json()
     (next_link,) = [link["url"] for link in first["link"] if link["relation"] == "next"]
     second = api.get(next_link, headers=auditor).json()
@@ -181,7 +185,12 @@ def test_practitioners_may_not_read_the_trail(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "AuditEvent"), ("PUT", "AuditEvent/x1"), ("DELETE", "AuditEvent/x1"), ("PATCH", "AuditEvent/x1")],
+    [
+        ("POST", "AuditEvent"),
+        ("PUT", "AuditEvent/x1"),
+        ("DELETE", "AuditEvent/x1"),
+        ("PATCH", "AuditEvent/x1"),
+    ],
 )
 @pytest.mark.parametrize("role", ["admin", "auditor"])
 def test_nobody_writes_the_trail_through_the_api(
