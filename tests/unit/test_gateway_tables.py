@@ -60,6 +60,7 @@ def test_table_names_and_env(template: dict[str, Any]) -> None:
         "PATIENTS_TABLE": "Patients",
         "VERSIONS_TABLE": "Versions",
         "IDEMPOTENCY_TABLE": "Idempotency",
+        "AUDIT_EVENTS_TABLE": "AuditEvents",
     }
 
 
