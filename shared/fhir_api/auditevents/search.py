@@ -203,7 +203,7 @@ def plan(
     now: datetime,
 ) -> list[Partition]:
     """The partitions a search reads, in the order it reads them."""
-    low, high = dates.key_bounds(query.values("date"))
+    low, high = instant_bounds(query.values("date"))
     oldest = fhirtime.to_canonical(now - timedelta(days=retention_days + 31))
     # Past the present nothing is recorded yet; a minute's slack covers clocks a little ahead.
     newest = fhirtime.to_canonical(now + timedelta(minutes=1))
@@ -223,6 +223,40 @@ def plan(
     if not ascending:
         months.reverse()
     return [Partition(events.month_term(month), low, high) for month in months]
+
+
+def instant_bounds(groups: list[list[dates.DateCriterion]]) -> tuple[str | None, str | None]:
+    """The tightest ``[low, high)`` on ``recorded`` that the date criteria (AND of OR groups) allow.
+
+    ``recorded`` is one instant, not a range, so ``ge``, ``gt``, ``le`` and ``lt`` bound it too
+    (``dates.key_bounds`` cannot bound a period's start by them)."""
+    low: str | None = None
+    high: str | None = None
+    for group in groups:
+        bounds = [_criterion_bounds(criterion) for criterion in group]
+        lows, highs = [b[0] for b in bounds], [b[1] for b in bounds]
+        if lows and None not in lows:
+            group_low = min(str(value) for value in lows)
+            low = group_low if low is None else max(low, group_low)
+        if highs and None not in highs:
+            group_high = max(str(value) for value in highs)
+            high = group_high if high is None else min(high, group_high)
+    return low, high
+
+
+def _criterion_bounds(criterion: dates.DateCriterion) -> tuple[str | None, str | None]:
+    prefix = criterion.prefix
+    if prefix in ("eq", "ap"):
+        return criterion.low, criterion.high
+    if prefix == "ge":
+        return criterion.low, None
+    if prefix in ("gt", "sa"):
+        return criterion.high, None
+    if prefix == "le":
+        return None, criterion.high
+    if prefix in ("lt", "eb"):
+        return None, criterion.low
+    return None, None  # ne: on either side
 
 
 def _driving_term(name: str, value: Any, raw: list[str]) -> str | None:
