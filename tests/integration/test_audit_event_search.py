@@ -150,7 +150,11 @@ def test_a_small_read_budget_ends_pages_early_and_paging_still_returns_each_once
 
 
 def test_totals_the_practitioners_refusal_and_bad_values(trail: dict[str, str]) -> None:
-    assert _search(_summary="count", entity="enc-1").body["total"] == 4
+    counted = _search(_summary="count", entity="enc-1").body
+    assert counted["total"] == 4 and "entry" not in counted
+    accurate = _search(_total="accurate", _count="2").body
+    assert accurate["total"] == 7 and len(accurate["entry"]) == 2 and next_link(accurate)
+    assert _found(trail, _total="accurate", _count="2") == ["7", "6", "5", "4", "3", "2", "1"]
     assert _search(entity="enc-2").body["total"] == 1
     assert _search(roles="practitioner").status == 403
     for params in ({"action": "X"}, {"date": "yesterday"}, {"entity": "Observation/1"}, {"_sort": "agent"}):

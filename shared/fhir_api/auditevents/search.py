@@ -158,6 +158,8 @@ def search(
     want_all = query.summary_count or query.total == "accurate" or query.count == 0
     limit = None if want_all else query.count
     matches: list[str] = []
+    # Where the page after each match would begin (a count reads on, but shows one page).
+    after: list[dict[str, Any]] = []
     start_index = int(resume["p"]) if resume else 0
     start_key = resume.get("k") if resume else None
     for index in range(start_index, len(partitions)):
@@ -181,6 +183,7 @@ def search(
                 text = texts.get(owner)
                 if text is not None and matches_query(fhirjson.loads(text), query, raw_references):
                     matches.append(text)
+                    after.append({"p": index, "k": entry_key})
                     if limit is not None and len(matches) >= limit:
                         more = (
                             position < len(found.entries) - 1
@@ -191,8 +194,11 @@ def search(
             key = found.last_key
             if not key:
                 break
-    total = len(matches) if (want_all or (resume is None)) else None
-    return Page(matches if query.count else [], None, total)
+    if not want_all:
+        return Page(matches, None, len(matches) if resume is None else None)
+    shown = [] if query.summary_count else matches[: query.count]
+    more = bool(shown) and len(matches) > len(shown)
+    return Page(shown, after[len(shown) - 1] if more else None, len(matches) if resume is None else None)
 
 
 def plan(
