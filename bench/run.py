@@ -300,9 +300,9 @@ def run(out: IO[str]) -> int:
     try:
         names = tables.create_tables(dynamodb.client(), template, prefix=PREFIX)
         # The functions' environment, as the local gateway derives it from template.yaml.
-        function_env = Gateway(
-            template, port=0, dynamodb_endpoint=dynamodb.endpoint, table_prefix=PREFIX
-        ).environment
+        gateway = Gateway(template, port=0, dynamodb_endpoint=dynamodb.endpoint, table_prefix=PREFIX)
+        function_env = gateway.environment
+        gateway.close()
         os.environ.update(function_env)
         release_environment()
         results = _measure_all(dynamodb, template, function_env)
