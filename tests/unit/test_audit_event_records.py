@@ -305,3 +305,25 @@ def test_the_local_pipeline_keeps_what_it_cannot_store_as_dead_letters(
     assert store.stored == []
     (kept,) = (tmp_path / "dead.jsonl").read_text().splitlines()
     assert json.loads(kept) == function_line()
+
+
+# --- the CapabilityStatement -------------------------------------------------------------------------
+
+
+def test_the_capability_statement_lists_audit_event_read_and_search_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fhir_api.api.http import Request
+    from fhir_api.api.interactions import capabilities
+    from fhir_api.auditevents.search import PARAMETERS
+    from fhir_api.settings import Settings
+
+    request = Request(
+        "GET", "/api/fhir/metadata", {}, {}, {}, None, "r-1", "", (), "https://api.example.org/api/fhir"
+    )
+    statement = capabilities(request, Settings()).body
+    assert isinstance(statement, dict)
+    assert_valid(statement)
+    (entry,) = [item for item in statement["rest"][0]["resource"] if item["type"] == "AuditEvent"]
+    assert [interaction["code"] for interaction in entry["interaction"]] == ["read", "search-type"]
+    assert [parameter["name"] for parameter in entry["searchParam"]] == list(PARAMETERS)
