@@ -213,7 +213,6 @@ def test_terms_are_each_entity_patient_agent_and_the_month() -> None:
     event = event_of(function_line())
     assert events.terms(event) == [
         "entity|enc-1",
-        "entity|pat-1",
         "patient|pat-1",
         "agent|auth0|dr-1",
         "month|2026-03",

@@ -396,8 +396,14 @@ def subtypes(event: dict[str, Any]) -> list[tuple[str | None, str]]:
 
 
 def terms(event: dict[str, Any]) -> list[str]:
-    """The index terms of an event: each entity's id, each patient, each agent, and its month."""
-    found = [f"entity|{reference.split('/')[1]}" for reference in references(event)]
+    """The index terms of an event: each entity's id, each patient, each agent, and its month.
+
+    A Patient entity is listed once, as its patient: ``entity=Patient/{id}`` reads that term."""
+    found = [
+        f"entity|{reference.split('/')[1]}"
+        for reference in references(event)
+        if not reference.startswith("Patient/")
+    ]
     found += [f"patient|{patient}" for patient in patients(event)]
     found += [f"agent|{agent}" for agent in agents(event)]
     found.append(month_term(str(event["recorded"])[:7]))

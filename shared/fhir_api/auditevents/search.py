@@ -266,8 +266,14 @@ def _criterion_bounds(criterion: dates.DateCriterion) -> tuple[str | None, str |
 
 
 def _driving_term(name: str, value: Any, raw: list[str]) -> str | None:
-    if name in ("entity", "patient"):
-        return f"{name}|{value}"
+    if name == "entity":
+        # Patients are indexed as patients; an id without its type could be either, so it drives nothing.
+        written = raw[0] if raw else ""
+        if "/" not in written:
+            return None
+        return f"patient|{value}" if written.startswith("Patient/") else f"entity|{value}"
+    if name == "patient":
+        return f"patient|{value}"
     if isinstance(value, TokenValue) and value.code and not value.system:
         return f"agent|{value.code}"
     return None
