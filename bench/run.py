@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from bench import audit_trail, coldstart, events, hostile, load, overhead, report, scaling
 from bench import capacity as capacity_module
-from bench import coldstart, events, hostile, load, overhead, report, scaling
 from bench.calls import CallRecorder
 from bench.data import SEARCHED_STATUS, BulkLoader, encounter_document, patient_document, sized_encounter
 from bench.machine import this_machine
@@ -195,6 +195,7 @@ class Results:
     colds: coldstart.ColdStarts
     load_run: load.LoadResult
     hostile_run: hostile.HostileRun
+    audit_cost: audit_trail.AuditCost
 
 
 def _measure_all(dynamodb: DynamoDBLocal, template: dict[str, Any], function_env: dict[str, str]) -> Results:
@@ -239,6 +240,16 @@ def _measure_all(dynamodb: DynamoDBLocal, template: dict[str, Any], function_env
     capacity_recorder = CallRecorder(dynamodb_client(settings), consumed_capacity="INDEXES")
     capacity = _measure_capacity(capacity_recorder, data, template, client)
 
+    _progress("the audit trail: round trips, the audit step, write units of an AuditEvent")
+    audit_cost = audit_trail.measure(
+        make_handler("encounter_create"),
+        events.create_event(encounter_document(data.writer_patient, rng)),
+        recorder,
+        capacity_recorder,
+        settings.audit_events_table,
+    )
+    data.encounters += 1
+
     cold_events = _cold_events(data)
     _progress(
         "cold starts: %d functions %s, the bare function once a round; %d rounds",
@@ -273,7 +284,7 @@ def _measure_all(dynamodb: DynamoDBLocal, template: dict[str, Any], function_env
             LOAD_CLIENTS,
             LOAD_SECONDS,
         )
-    return Results(data, small, large, overheads, capacity, colds, loaded, hostile_run)
+    return Results(data, small, large, overheads, capacity, colds, loaded, hostile_run, audit_cost)
 
 
 def run(out: IO[str]) -> int:
@@ -289,9 +300,9 @@ def run(out: IO[str]) -> int:
     try:
         names = tables.create_tables(dynamodb.client(), template, prefix=PREFIX)
         # The functions' environment, as the local gateway derives it from template.yaml.
-        function_env = Gateway(
-            template, port=0, dynamodb_endpoint=dynamodb.endpoint, table_prefix=PREFIX
-        ).environment
+        gateway = Gateway(template, port=0, dynamodb_endpoint=dynamodb.endpoint, table_prefix=PREFIX)
+        function_env = gateway.environment
+        gateway.close()
         os.environ.update(function_env)
         release_environment()
         results = _measure_all(dynamodb, template, function_env)
@@ -366,6 +377,10 @@ def _figures(results: Results) -> tuple[list[report.Figure], dict[str, Any]]:
         "write_units_per_create_aws_rules": _number(capacity.rules_total),
         "cold_first_answer_ms": round(slowest.min_ms, 1),
         "max_items_per_request": results.hostile_run.max_items,
+        "audit_round_trips_per_request": results.audit_cost.round_trips,
+        "audit_record_us": round(results.audit_cost.record_us, 1),
+        "audit_write_units_read": _number(results.audit_cost.write_units_read),
+        "audit_write_units_search": _number(results.audit_cost.write_units_search),
     }
 
     def goal(name: str) -> tuple[str, bool]:
@@ -421,6 +436,34 @@ def _figures(results: Results) -> tuple[list[report.Figure], dict[str, Any]]:
             f"<= {results.hostile_run.budget}",
             results.hostile_run.max_items <= results.hostile_run.budget,
             f"most DynamoDB items read by one of {len(results.hostile_run.requests)} hostile searches",
+        ),
+        report.Figure(
+            "audit_round_trips_per_request",
+            values["audit_round_trips_per_request"],
+            "<= 1",
+            results.audit_cost.round_trips <= 1,
+            f"calls on the AuditEvents table among a create's {results.audit_cost.create_calls}",
+        ),
+        report.Figure(
+            "audit_record_us",
+            values["audit_record_us"],
+            "-",
+            None,
+            f"a 20-encounter page's audit step: patient ids and the log line, median of {audit_trail.RUNS}",
+        ),
+        report.Figure(
+            "audit_write_units_read",
+            values["audit_write_units_read"],
+            "-",
+            None,
+            "one AuditEvent of a read, written by the recorder (DynamoDB Local)",
+        ),
+        report.Figure(
+            "audit_write_units_search",
+            values["audit_write_units_search"],
+            "-",
+            None,
+            f"one AuditEvent of a search page naming {audit_trail.PAGE} patients",
         ),
     ]
     return figures, values

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+        gateway.close()
     return 0
 
 

@@ -14,6 +14,7 @@ Paths are served with or without the stage prefix (``/Prod/api/fhir/...`` as on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -25,9 +26,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from fhir_api.auth.iam import is_allowed
-from local import REGION, ROOT, issuer, local_secret, tables
+from local import LOCAL_DIR, REGION, ROOT, issuer, local_secret, tables
 from local.api_docs import OPENAPI_FILE, SWAGGER_UI_DIR, ApiDocs
 from local.api_model import ApiDefinition, ApiRoute
+from local.audit_trail import DEAD_LETTERS, AuditTrail
 from local.authorizer_cache import (
     AuthorizerCache,
     AuthorizerFailure,
@@ -72,6 +74,7 @@ class Gateway:
         environment = self._environment(template, dynamodb_endpoint, table_prefix, extra_env or {})
         self.functions = FunctionRuntime(self.definition.functions, environment, root / "shared")
         self.authorizers = AuthorizerCache(self.functions.invoke, clock)
+        self.audit_trail = self._audit_trail(dynamodb_endpoint)
         self.docs = ApiDocs(root / OPENAPI_FILE.relative_to(ROOT), root / SWAGGER_UI_DIR.relative_to(ROOT))
 
     @property
@@ -124,6 +127,31 @@ class Gateway:
         environment.update(extra)
         return environment
 
+    def _audit_trail(self, endpoint: str | None) -> AuditTrail | None:
+        """The audit pipeline, when the template has the AuditEvents table and DynamoDB is local."""
+        if not endpoint or "AUDIT_EVENTS_TABLE" not in self.environment:
+            return None
+        import boto3
+
+        from fhir_api.auditevents.store import AuditEventStore
+        from fhir_api.settings import Settings
+
+        settings = Settings.from_environ(self.environment)
+        client = boto3.client(
+            "dynamodb",
+            region_name=REGION,
+            endpoint_url=endpoint,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        store = AuditEventStore(client, settings.audit_events_table, settings.audit_retention_days)
+        return AuditTrail(store, settings.audit_observer, LOCAL_DIR / DEAD_LETTERS)
+
+    def close(self) -> None:
+        """Store the audit lines still queued and stop the audit pipeline."""
+        if self.audit_trail is not None:
+            self.audit_trail.close()
+
     def _jwks_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{JWKS_PATH}"
 
@@ -164,7 +192,9 @@ class Gateway:
         if route.authorizer is not None:
             refusal, authorizer_context = self._authorize(route, request, raw_path)
             if refusal is not None:
-                return self._refuse(refusal, request, request_id)
+                return self._refuse(
+                    refusal, request, request_id, (authorizer_context or {}).get("principalId")
+                )
         event = build_event(
             request,
             route,
@@ -180,7 +210,9 @@ class Gateway:
         try:
             # Each Lambda invocation has its own id, as in AWS; the API's request id is in the event.
             invocation_id = str(uuid.uuid4())
-            return proxy_answer(self.functions.invoke(route.function, event, invocation_id), request)
+            with self._audited():
+                answer = self.functions.invoke(route.function, event, invocation_id)
+            return proxy_answer(answer, request)
         except Exception:
             logger.exception("function %s failed", route.function)
             return self._refuse("INTEGRATION_FAILURE", request, request_id)
@@ -205,12 +237,35 @@ class Gateway:
             logger.exception("authorizer %s failed", authorizer.function)
             return "AUTHORIZER_FAILURE", None
         if not is_allowed(result["policyDocument"], arn):
-            return "ACCESS_DENIED", None
+            return "ACCESS_DENIED", {"principalId": str(result.get("principalId") or "")}
         context = {str(name): value for name, value in (result.get("context") or {}).items()}
         return None, {**context, "principalId": str(result["principalId"]), "integrationLatency": 0}
 
-    def _refuse(self, response_type: str, request: HttpRequest, request_id: str) -> HttpResponse:
-        return gateway_response(self.definition, response_type, request, request_id)
+    def _refuse(
+        self, response_type: str, request: HttpRequest, request_id: str, sub: str | None = None
+    ) -> HttpResponse:
+        response = gateway_response(self.definition, response_type, request, request_id)
+        if self.audit_trail is not None:
+            # What API Gateway's access log says of a request no function answered.
+            self.audit_trail.refused(
+                request_id,
+                request.method,
+                request.raw_path,
+                response.status,
+                response_type,
+                sub=sub,
+                source_ip=request.source_ip,
+            )
+        return response
+
+    def _audited(self) -> Any:
+        """While a function runs: its audit records go to this gateway's audit pipeline."""
+        if self.audit_trail is None:
+            return contextlib.nullcontext()
+        self.functions.activate()
+        from fhir_api import audit
+
+        return self.audit_trail.serving(audit.get_logger())
 
     def _strip_stage(self, raw_path: str) -> tuple[str, str]:
         prefix = f"/{self.definition.stage}"

@@ -88,6 +88,7 @@ def serve(port: int, ddb_port: int) -> None:
             notifications.stop()
             server.shutdown()
             server.server_close()
+            gateway.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,6 +139,8 @@ class LocalStack:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self.gateway is not None:
+            self.gateway.close()
         if self.dynamodb is not None and self.table_names:
             if self.dynamodb.process is not None:
                 tables.delete_tables(self.dynamodb.client(), self.table_names)

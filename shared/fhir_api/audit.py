@@ -7,7 +7,8 @@ Who calls it
 
 Signature
     ``audit(request_id, sub, roles, action, resource_type, resource_id, status, *, version_id=None,
-    source="function", reason=None, client_id=None, scopes=()) -> dict``
+    source="function", reason=None, client_id=None, scopes=(), interaction=None, patients=(),
+    query=(), client_address=None, method=None) -> dict``
 
     - ``request_id``: API Gateway's ``requestContext.requestId`` (the authorizer, which is not given it,
       passes its own invocation id with ``source="authorizer"``);
@@ -19,14 +20,22 @@ Signature
     - ``client_id`` and ``scopes``: the OAuth client (``client_id`` or ``azp``) and the SMART scopes the
       token carried, for machine clients (null and [] for a token without them);
     - ``reason``: an optional fixed phrase of the server's own (why a token was refused), never request
-      content.
+      content;
+    - ``interaction``: FHIR's interaction code of the route (``read``, ``search-type``...), null when no
+      route matched;
+    - ``patients``: the ids of the patients whose data the answer held or the write touched (for a
+      search, every patient of the page), so that the audit trail can say whose records were seen;
+    - ``query``: the names of the query parameters (never their values);
+    - ``client_address``: the caller's IP address as API Gateway saw it;
+    - ``method``: the HTTP method (what a request no route serves asked for).
 
 The record is logged at INFO under the key ``audit``::
 
     {"message": "audit", "audit": {"time": "2024-05-01T10:00:00.123Z", "request_id": "...",
      "sub": "...", "roles": ["practitioner"], "action": "read", "resource_type": "Encounter",
      "resource_id": "123", "version_id": null, "status": 200, "outcome": "success", "source": "function",
-     "client_id": null, "scopes": []}}
+     "client_id": null, "scopes": [], "interaction": "read", "patients": ["p1"], "query": [],
+     "client_address": "203.0.113.7", "method": "GET"}}
 
 No PHI: the record holds ids and codes only. Values are checked, not trusted: an id that is not a FHIR
 id (``[A-Za-z0-9-.]{1,64}``) is logged as null, because a client may have put anything in the URL.
@@ -34,6 +43,7 @@ id (``[A-Za-z0-9-.]{1,64}``) is logged as null, because a client may have put an
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +51,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from fhir_api.fhir.ids import FHIR_ID as _FHIR_ID
-from fhir_api.routes import AUDIT_ACTIONS, RESOURCE_TYPES, SUBSCRIPTION
+from fhir_api.routes import AUDIT_ACTIONS, ROUTES, SERVED_TYPES
 
 AUDIT_MESSAGE = "audit"
 ACTIONS = frozenset(AUDIT_ACTIONS.values())
@@ -50,6 +60,14 @@ _ROLE = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
 _MAX_SUB_LENGTH = 256
 # A SMART scope as written (query included): printable, no spaces.
 _SCOPE = re.compile(r"[!-~]{1,128}")
+# A query parameter name as FHIR writes them (``date``, ``_count``, ``subject:Patient``, ``patient.name``).
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
+INTERACTIONS = frozenset(route.interaction for route in ROUTES)
+# The most patient ids one record lists: a page holds at most 100 resources.
+MAX_PATIENTS = 100
+MAX_QUERY_NAMES = 30
+SOURCES = ("function", "authorizer")
+_METHOD = re.compile(r"[A-Z]{1,16}")
 
 _logger: Logger | None = None
 
@@ -93,6 +111,11 @@ def audit(
     reason: str | None = None,
     client_id: str | None = None,
     scopes: tuple[str, ...] | list[str] = (),
+    interaction: str | None = None,
+    patients: tuple[str, ...] | list[str] = (),
+    query: tuple[str, ...] | list[str] = (),
+    client_address: str | None = None,
+    method: str | None = None,
 ) -> dict[str, Any]:
     """Write one audit record for a request and return it."""
     record = {
@@ -101,19 +124,42 @@ def audit(
         "sub": _text(sub, _MAX_SUB_LENGTH),
         "roles": [role for role in (roles or ()) if isinstance(role, str) and _ROLE.fullmatch(role)],
         "action": action if action in ACTIONS else "unknown",
-        "resource_type": resource_type if resource_type in (*RESOURCE_TYPES, SUBSCRIPTION) else None,
+        "resource_type": resource_type if resource_type in SERVED_TYPES else None,
         "resource_id": _matching(resource_id, _FHIR_ID),
         "version_id": _matching(version_id, _VERSION_ID),
         "status": int(status),
         "outcome": outcome(int(status)),
-        "source": source if source in ("function", "authorizer") else "function",
+        "source": source if source in SOURCES else "function",
         "client_id": _text(client_id, 256),
         "scopes": [scope for scope in scopes if isinstance(scope, str) and _SCOPE.fullmatch(scope)][:100],
+        "interaction": interaction if interaction in INTERACTIONS else None,
+        "patients": _distinct(patients, _FHIR_ID)[:MAX_PATIENTS],
+        "query": sorted(_distinct(query, _PARAMETER_NAME))[:MAX_QUERY_NAMES],
+        "client_address": ip_address(client_address),
+        "method": method if isinstance(method, str) and _METHOD.fullmatch(method) else None,
     }
     if reason:
         record["reason"] = reason[:64]
     get_logger().info(AUDIT_MESSAGE, extra={"audit": record})
     return record
+
+
+def ip_address(value: Any) -> str | None:
+    """``value`` when it is an IPv4 or IPv6 address, else None."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _distinct(values: Any, pattern: re.Pattern[str]) -> list[str]:
+    kept: list[str] = []
+    for value in values if isinstance(values, list | tuple) else ():
+        if isinstance(value, str) and pattern.fullmatch(value) and value not in kept:
+            kept.append(value)
+    return kept
 
 
 def _text(value: str | None, limit: int) -> str | None:

@@ -12,9 +12,14 @@ from dataclasses import dataclass
 
 API_PREFIX = "/api/fhir"
 RESOURCE_TYPES = ("Encounter", "Patient")
-# The Subscription resource (FHIR R4 rest-hook): configuration of the server, not clinical data, so it
-# is neither one of RESOURCE_TYPES (no SMART scope grants it) nor open to every role.
+# The audit trail's resource: read and searched by auditors and admins, written only by the recorder.
+AUDIT_EVENT = "AuditEvent"
+# The Subscription resource (FHIR R4 rest-hook): configuration of the server, not clinical data.
 SUBSCRIPTION = "Subscription"
+# The types a SMART scope may name (``*`` means the clinical ones only); no scope grants Subscription.
+SCOPE_TYPES = (*RESOURCE_TYPES, AUDIT_EVENT)
+# Every type a route serves.
+SERVED_TYPES = (*SCOPE_TYPES, SUBSCRIPTION)
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class Route:
     def smart_permission(self) -> str | None:
         """The SMART on FHIR v2 permission letter a scope needs for this route (None: a public route, or
         one of a type no scope grants)."""
-        if self.resource_type in RESTRICTED_TYPES:
+        if self.resource_type not in SCOPE_TYPES:
             return None
         return SMART_PERMISSIONS.get(self.interaction)
 
@@ -72,10 +77,15 @@ SMART_CONFIGURATION_ROUTE = Route(
     None,
     "smart-configuration",
 )
+AUDIT_EVENT_ROUTES = (
+    Route("audit_event_search", "GET", f"{API_PREFIX}/{AUDIT_EVENT}", AUDIT_EVENT, "search-type"),
+    Route("audit_event_read", "GET", f"{API_PREFIX}/{AUDIT_EVENT}/{{id}}", AUDIT_EVENT, "read"),
+)
 ROUTES: tuple[Route, ...] = (
     (METADATA_ROUTE,)
     + tuple(route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type))
     + _subscription_routes()
+    + AUDIT_EVENT_ROUTES
     + (SMART_CONFIGURATION_ROUTE,)
 )
 
@@ -91,9 +101,13 @@ ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
     "auditor": READ_INTERACTIONS,
 }
 
-# Resource types only the listed roles may reach, whatever the interaction (and no scope grants):
-# a Subscription sends data to an endpoint of its author's choosing.
-RESTRICTED_TYPES: dict[str, frozenset[str]] = {SUBSCRIPTION: frozenset({"admin"})}
+# Resource types only the listed roles may reach, whatever their interactions allow elsewhere: the
+# audit trail is for those who audit (a practitioner's read of it is 403), and a Subscription sends
+# data to an endpoint of its author's choosing.
+RESTRICTED_TYPES: dict[str, frozenset[str]] = {
+    AUDIT_EVENT: frozenset({"auditor", "admin"}),
+    SUBSCRIPTION: frozenset({"admin"}),
+}
 
 # The second column of the table: the SMART on FHIR v2 permission (c create, r read, u update,
 # d delete, s search) a scope must grant for each interaction. vread and history are reads in SMART.

@@ -34,6 +34,11 @@ class Settings:
     versions_table: str = _setting("VERSIONS_TABLE", "Versions")
     idempotency_table: str = _setting("IDEMPOTENCY_TABLE", "Idempotency")
     subscriptions_table: str = _setting("SUBSCRIPTIONS_TABLE", "Subscriptions")
+    # The audit trail: the AuditEvents table, how long its records are kept (six years by default,
+    # HIPAA's retention of documentation), and the name AuditEvents give the API that saw a request.
+    audit_events_table: str = _setting("AUDIT_EVENTS_TABLE", "AuditEvents")
+    audit_retention_days: int = _setting("AUDIT_RETENTION_DAYS", 2192, 1, 36500)
+    audit_observer: str = _setting("AUDIT_OBSERVER", "encounter-api")
     # Set only for DynamoDB Local; in AWS the SDK finds the regional endpoint itself.
     dynamodb_endpoint: str | None = _setting("DYNAMODB_ENDPOINT", None)
     aws_region: str = _setting("AWS_REGION", "us-east-1")

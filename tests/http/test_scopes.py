@@ -26,7 +26,9 @@ PROTECTED = [route for route in ROUTES if route.interaction not in PUBLIC_INTERA
 ALL = {route.function for route in PROTECTED}
 # Subscriptions are for the admin role only: no scope grants them.
 SUBSCRIPTIONS = {"subscription_create", "subscription_search", "subscription_read", "subscription_update"}
-CLINICAL = ALL - SUBSCRIPTIONS
+AUDIT_TRAIL = {"audit_event_search", "audit_event_read"}
+# ``*`` is every clinical type: the audit trail must be named.
+CLINICAL = ALL - SUBSCRIPTIONS - AUDIT_TRAIL
 ENCOUNTER_READS = {"encounter_read", "encounter_vread", "encounter_history"}
 PATIENT_READS = {"patient_read", "patient_vread", "patient_history"}
 READS = ENCOUNTER_READS | PATIENT_READS | {"encounter_search", "patient_search"}
@@ -50,6 +52,7 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
     "v1 star": ("", "system/*.*", CLINICAL),
     "no scope names Subscription": ("", "system/Subscription.cruds", set()),
     "user scopes narrow an admin away from Subscriptions": ("admin", "user/*.cruds", CLINICAL),
+    "the audit trail, by name": ("", "system/AuditEvent.rs", AUDIT_TRAIL),
     "unknown resource type": ("", "system/Observation.rs", set()),
     "scope with a query": ("", "system/Encounter.rs?status=finished", set()),
     "letters out of order": ("", "system/Encounter.sr", set()),
@@ -62,7 +65,7 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
         ENCOUNTER_READS | {"encounter_search"},
     ),
     "user scope cannot widen an auditor": ("auditor", "user/*.cruds", READS),
-    "role and system scope add up": ("auditor", "system/Patient.c", READS | {"patient_create"}),
+    "role and system scope add up": ("auditor", "system/Patient.c", READS | AUDIT_TRAIL | {"patient_create"}),
     "patient scope": ("", "patient/Encounter.rs", set()),
     "patient scope beside an admin and system scopes": ("admin", "system/*.cruds patient/Patient.rs", set()),
 }

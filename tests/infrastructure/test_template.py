@@ -16,6 +16,7 @@ import pytest
 from fhir_api.resources import DEFINITIONS
 from fhir_api.routes import PUBLIC_INTERACTIONS, READ_INTERACTIONS, ROUTES, WRITE_INTERACTIONS, Route
 from fhir_api.settings import ENVIRONMENT_NAMES
+from local.tables import env_name
 from local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,12 +72,19 @@ TABLES: dict[str, dict[str, Any]] = {
         "indexes": {"status-index": (("status", "lastUpdated"), [])},
         "retain": True,
     },
+    "AuditEventsTable": {
+        "key": [("id", "HASH")],
+        "attributes": {"id": "S", "term": "S", "recorded": "S"},
+        "indexes": {"term-index": (("term", "recorded"), ["owner"])},
+        "retain": True,
+    },
 }
 # The functions fed by the change stream and the delivery queue (fhir_api.notifications.aws), by folder.
 EVENT_DRIVEN = {
     "ChangeStreamFunction": "change_stream",
     "SubscriptionDeliveryFunction": "subscription_delivery",
 }
+RECORDER = "AuditRecorderFunction"
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +174,7 @@ def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     table = (f"{route.resource_type}sTable", "table")
     index = (f"{route.resource_type}sTable", "index")
     versions = ("VersionsTable", "table")
-    definition = DEFINITIONS[route.resource_type]
+    definition = DEFINITIONS.get(route.resource_type)
     if route.interaction == "read":
         return {table: {"dynamodb:GetItem"}}
     # The newest version is the current item; older ones are copies in the versions table.
@@ -187,7 +195,7 @@ def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
         grants[("PatientsTable", "table")] = {"dynamodb:ConditionCheckItem"}
     if route.interaction == "create":
         grants[("IdempotencyTable", "table")] = set(IDEMPOTENCY_ACTIONS)
-        if definition.conditional_create:
+        if definition is not None and definition.conditional_create:
             # If-None-Exist runs a search before the create
             grants[index] = {"dynamodb:Query"}
             grants[table].add("dynamodb:BatchGetItem")
@@ -271,7 +279,9 @@ def test_token_authorizer_is_the_default_and_only_metadata_is_open(resources: di
 def test_each_function_folder_hands_its_events_to_the_shared_layer(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
     folders = {route.logical_id: route.function for route in ROUTES}
-    folders.update({FALLBACK: "fallback", AUTHORIZER: "authorizer", **EVENT_DRIVEN})
+    folders.update(
+        {FALLBACK: "fallback", AUTHORIZER: "authorizer", RECORDER: "audit_recorder", **EVENT_DRIVEN}
+    )
     # Given every function of the template
     assert set(functions) == set(folders)
     for logical_id, folder in folders.items():
@@ -287,6 +297,9 @@ def test_each_function_folder_hands_its_events_to_the_shared_layer(resources: di
             continue
         if logical_id in EVENT_DRIVEN:
             assert "from fhir_api.notifications.aws import" in source and "as handler" in source
+            continue
+        if folder == "audit_recorder":
+            assert "from fhir_api.auditevents.recorder import handler" in source
             continue
         calls = [
             node
@@ -317,6 +330,10 @@ def test_every_function_has_its_event_file(resources: dict[str, Any]) -> None:
             sources = {spec["Type"] for spec in properties["Events"].values()}
             expected = {"DynamoDB": "aws:dynamodb", "SQS": "aws:sqs"}
             assert {expected[kind] for kind in sources} == {r["eventSource"] for r in event["Records"]}
+            continue
+        if logical_id == RECORDER:
+            # And the recorder's is a CloudWatch Logs subscription delivery
+            assert set(event) == {"awslogs"} and event["awslogs"]["data"]
             continue
         # Then the others are REST proxy events (payload 1.0) for a path the function serves
         for key in ("multiValueHeaders", "multiValueQueryStringParameters", "requestContext", "body"):
@@ -478,7 +495,7 @@ def test_environment_names_are_the_settings_names(
     template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
     known = ENVIRONMENT_NAMES
-    tables = {f"{name.removesuffix('Table').upper()}_TABLE": name for name in TABLES}
+    tables = {env_name(name): name for name in TABLES}
     variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
     # Then every table variable names its table
     for variable, table in tables.items():
@@ -720,3 +737,77 @@ def test_deliveries_are_retried_then_dead_lettered_with_alarms(resources: dict[s
         ]
         assert alarm["Threshold"] == 1
         assert resources[dead_letters]["Properties"]["SqsManagedSseEnabled"] is True
+# -- the audit trail ---------------------------------------------------------------------------------
+
+AUDIT_TABLE = "AuditEventsTable"
+APPEND_ACTIONS = {"dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+
+
+def test_only_the_recorder_writes_audit_events_and_it_can_only_add(resources: dict[str, Any]) -> None:
+    for name, properties in _functions(resources).items():
+        # Given what each function may do on the AuditEvents table
+        actions = set().union(
+            *(actions for (table, _), actions in _grants(properties).items() if table == AUDIT_TABLE)
+        )
+        if name == RECORDER:
+            # Then the recorder may add items, and neither change nor remove one
+            assert _grants(properties) == {(AUDIT_TABLE, "table"): APPEND_ACTIONS}
+        else:
+            # And every other function at most reads it
+            assert actions <= READ_ACTIONS, f"{name} may {actions - READ_ACTIONS} on the audit trail"
+    # And no other IAM resource of the stack names the table
+    for name, resource in resources.items():
+        if resource["Type"].startswith("AWS::IAM::"):
+            assert AUDIT_TABLE not in json.dumps(resource), name
+
+
+def test_every_function_log_and_the_access_log_feed_the_recorder(resources: dict[str, Any]) -> None:
+    subscriptions = {
+        json.dumps(res["Properties"]["LogGroupName"]): res
+        for res in resources.values()
+        if res["Type"] == "AWS::Logs::SubscriptionFilter"
+    }
+    recorder = {"Ref": f"{RECORDER}.Alias"}
+    for name, properties in _functions(resources).items():
+        if name in (AUTHORIZER, RECORDER):
+            continue  # the access log has the authorizer's refusals under their API request id
+        # Given a function's log group: its audit lines go to the recorder
+        subscription = subscriptions[json.dumps(properties["LoggingConfig"]["LogGroup"])]
+        assert subscription["Properties"]["FilterPattern"] == '{ $.message = "audit" }', name
+        assert subscription["Properties"]["DestinationArn"] == recorder
+        assert subscription["DependsOn"] == "AuditRecorderLogsPermission"
+    # And so do API Gateway's access log lines (the requests no function answered)
+    access = subscriptions[json.dumps({"Ref": "ApiAccessLogGroup"})]
+    assert access["Condition"] == "ApiAccessLogEnabled"
+    assert access["Properties"]["DestinationArn"] == recorder
+    permission = resources["AuditRecorderLogsPermission"]["Properties"]
+    assert permission["Principal"] == "logs.amazonaws.com"
+    assert permission["SourceArn"]["Fn::Sub"].endswith(":log-group:/aws/lambda/${AWS::StackName}/*")
+
+
+def test_a_batch_the_recorder_cannot_store_is_retried_then_kept_with_an_alarm(
+    resources: dict[str, Any],
+) -> None:
+    config = resources[RECORDER]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["AuditDeadLetterQueue", "Arn"]},
+    }
+    queue = resources["AuditDeadLetterQueue"]
+    assert queue["Properties"]["MessageRetentionPeriod"] == 1209600  # 14 days, SQS's longest
+    alarm = resources["AuditDeadLetterAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["AuditDeadLetterQueue", "QueueName"]}}
+    ]
+
+
+def test_audit_events_expire_only_after_the_retention_parameter(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["AuditRetentionDays"]
+    assert parameter["Default"] == 2192  # six years
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["AUDIT_RETENTION_DAYS"] == {"Ref": "AuditRetentionDays"}
+    table = template["Resources"][AUDIT_TABLE]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert template["Resources"][AUDIT_TABLE]["DeletionPolicy"] == "Retain"

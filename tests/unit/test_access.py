@@ -23,6 +23,7 @@ def functions(*names: str) -> set[str]:
 
 ENCOUNTER_READS = functions("encounter_read", "encounter_vread", "encounter_history")
 PATIENT_READS = functions("patient_read", "patient_vread", "patient_history")
+AUDIT_TRAIL = functions("audit_event_search", "audit_event_read")
 
 
 def allowed(roles: tuple[str, ...] = (), scopes: tuple[str, ...] = ()) -> set[str]:
@@ -106,8 +107,11 @@ def test_system_scopes_grant_their_permission_letters() -> None:
     assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update"}
     assert allowed(scopes=("system/Encounter.s",)) == {"encounter_search"}
     assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS
-    everything = {route.function for route in ROUTES if route.smart_permission}
+    # ``*`` is every clinical type: the audit trail is granted only by its name
+    everything = {route.function for route in ROUTES if route.smart_permission} - AUDIT_TRAIL
     assert allowed(scopes=("system/*.cruds",)) == everything
+    assert allowed(scopes=("system/AuditEvent.rs",)) == AUDIT_TRAIL
+    assert allowed(scopes=("system/AuditEvent.cruds",)) == AUDIT_TRAIL
     assert allowed(scopes=("system/*.*",)) == everything
     assert allowed(scopes=("system/*.read",)) == ENCOUNTER_READS | PATIENT_READS | {
         "encounter_search",
@@ -124,7 +128,10 @@ def test_user_scopes_narrow_the_role_and_need_one() -> None:
     # Given a practitioner (reads and writes both types) whose app was granted encounter reads only
     assert allowed(("practitioner",), ("user/Encounter.rs",)) == ENCOUNTER_READS | {"encounter_search"}
     # An auditor's app asking for everything still only reads
-    assert allowed(("auditor",), ("user/*.cruds",)) == allowed(("auditor",))
+    assert allowed(("auditor",), ("user/*.cruds",)) == allowed(("auditor",)) - AUDIT_TRAIL
+    assert allowed(("auditor",), ("user/AuditEvent.rs",)) == AUDIT_TRAIL
+    # A practitioner's app cannot reach the audit trail, whatever it was granted
+    assert allowed(("practitioner",), ("user/AuditEvent.rs",)) == set()
     # Without a role a user scope allows nothing
     assert allowed((), ("user/*.cruds",)) == set()
     # A query-restricted user scope leaves the app nothing
@@ -247,3 +254,15 @@ def test_subscriptions_are_for_admins_only_and_no_scope_grants_them() -> None:
     assert not subscription_routes & allowed(("practitioner", "auditor"))
     assert not subscription_routes & allowed((), ("system/*.cruds",))
     assert not subscription_routes & allowed(("practitioner",), ("system/*.*",))
+
+
+def test_only_auditors_and_admins_read_the_audit_trail_and_nobody_writes_it() -> None:
+    assert allowed(("auditor",)) >= AUDIT_TRAIL
+    assert allowed(("admin",)) >= AUDIT_TRAIL
+    assert allowed(("practitioner",)).isdisjoint(AUDIT_TRAIL)
+    assert allowed(("practitioner", "auditor")) >= AUDIT_TRAIL
+    # No route writes AuditEvents: only the recorder, which no token reaches, does
+    assert {route.interaction for route in ROUTES if route.resource_type == "AuditEvent"} == {
+        "read",
+        "search-type",
+    }

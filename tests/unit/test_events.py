@@ -61,7 +61,12 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "subscription_read": (200, "Subscription"),
     "subscription_update": (200, "Subscription"),
     "fallback": (405, "OperationOutcome"),
+    # An auditor's search and read of the audit trail (empty here: nothing was recorded on moto)
+    "audit_event_search": (200, "Bundle"),
+    "audit_event_read": (404, "OperationOutcome"),
 }
+# Not an API function: the recorder answers CloudWatch Logs deliveries (see its own test below).
+RECORDER = "audit_recorder"
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ def seeded(moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Seed
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
     monkeypatch.setenv("TOKEN_ENDPOINT", TOKEN_ENDPOINT)
     reset_settings()
-    tables = ["Encounters", "Idempotency", "Patients", "Subscriptions", "Versions"]
+    tables = ["AuditEvents", "Encounters", "Idempotency", "Patients", "Subscriptions", "Versions"]
     assert sorted(moto_tables.values()) == tables
     # The Subscription event's endpoint resolves to a public address (no DNS in unit tests).
     monkeypatch.setattr(
@@ -138,7 +143,7 @@ def test_every_function_has_an_event_and_an_expected_answer() -> None:
     folders = {path.parent.name for path in FUNCTIONS.glob("*/app.py")}
     # Then each function has its event, and each event an answer this module checks
     assert events == folders
-    assert set(EXPECTED) == folders - {"authorizer"} - EVENT_DRIVEN
+    assert set(EXPECTED) == folders - {"authorizer", RECORDER} - EVENT_DRIVEN
     assert {route.function for route in ROUTES} <= set(EXPECTED)
 
 
@@ -203,6 +208,32 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
     if body["resourceType"] == "Subscription":
         # The channel's header value is a secret: never shown
         assert body["channel"]["header"] == ["Authorization: ******"]
+
+
+def test_the_recorder_stores_its_delivery_once_and_an_auditor_reads_it(seeded: Seeded) -> None:
+    # Given the recorder's event: a CloudWatch Logs delivery of a function's audit line and an access-log
+    # line of a request API Gateway refused itself
+    event = load_event(RECORDER)
+    # When the recorder gets it twice (CloudWatch Logs delivers at least once)
+    first = load_handler(RECORDER)(event, LambdaContext(RECORDER))
+    again = load_handler(RECORDER)(event, LambdaContext(RECORDER))
+    # Then both lines became AuditEvents, once
+    assert first == {"stored": 2, "duplicates": 0, "skipped": 0}
+    assert again == {"stored": 0, "duplicates": 2, "skipped": 0}
+    # And an auditor finds the practitioner's read by the encounter it read
+    search = load_event("audit_event_search")
+    search["multiValueQueryStringParameters"] = {"entity": [f"Encounter/{EVENT_ENCOUNTER_ID}"]}
+    answer = load_handler("audit_event_search")(search, LambdaContext("audit_event_search"))
+    bundle = json.loads(answer["body"])
+    assert answer["statusCode"] == 200, bundle
+    (entry,) = bundle["entry"]
+    assert entry["resource"]["subtype"][0]["code"] == "read"
+    assert entry["resource"]["agent"][0]["altId"] == "clinic-practitioner-1"
+    # And reads it by its id
+    read = load_event("audit_event_read")
+    read["pathParameters"] = {"id": entry["resource"]["id"]}
+    answer = load_handler("audit_event_read")(read, LambdaContext("audit_event_read"))
+    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == entry["resource"]
 
 
 def test_the_encounter_create_event_is_the_seed_example(seeded: Seeded) -> None:

@@ -61,6 +61,7 @@ def test_table_names_and_env(template: dict[str, Any]) -> None:
         "VERSIONS_TABLE": "Versions",
         "IDEMPOTENCY_TABLE": "Idempotency",
         "SUBSCRIPTIONS_TABLE": "Subscriptions",
+        "AUDIT_EVENTS_TABLE": "AuditEvents",
     }
 
 

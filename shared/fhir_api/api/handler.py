@@ -73,6 +73,11 @@ def make_handler(function: str) -> LambdaHandler:
             or interactions.etag_version(response.headers.get("ETag")),
             client_id=caller.client_id if caller else None,
             scopes=caller.scopes if caller else (),
+            interaction=served.interaction if served else None,
+            patients=response.patients,
+            query=tuple(request.query),
+            client_address=((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp"),
+            method=request.method,
         )
         return response.to_proxy()
 

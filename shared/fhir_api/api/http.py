@@ -68,16 +68,24 @@ class Response:
     status: int
     body: dict[str, Any] | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # For the audit record only, never sent: the patients whose data the answer held or the write touched.
+    patients: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy (kept as the first answer of an idempotent request)."""
         body = self.body if self.body is None or isinstance(self.body, str) else dumps(self.body)
-        return {"status": self.status, "headers": dict(self.headers), "body": body}
+        return {
+            "status": self.status,
+            "headers": dict(self.headers),
+            "body": body,
+            "patients": list(self.patients),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Response:
         """The response ``to_dict`` described."""
-        return cls(int(data["status"]), data.get("body"), dict(data.get("headers") or {}))
+        patients = tuple(str(patient) for patient in data.get("patients") or ())
+        return cls(int(data["status"]), data.get("body"), dict(data.get("headers") or {}), patients)
 
     def to_proxy(self) -> dict[str, Any]:
         """The API Gateway proxy integration result, with the security headers every answer carries."""

@@ -15,9 +15,10 @@ from urllib.parse import quote
 from fhir_api import errors
 from fhir_api.api.http import ACCEPTED_BODY_TYPES, Request, Response
 from fhir_api.api.response_size import PageRoom, page_room
+from fhir_api.auditevents.compartment import patient_ids
 from fhir_api.fhir import fhirjson, fhirtime
 from fhir_api.fhir.fhirjson import RawJson
-from fhir_api.routes import Route
+from fhir_api.routes import AUDIT_EVENT, Route
 from fhir_api.settings import Settings
 from fhir_api.store.types import StoredResource
 
@@ -34,6 +35,10 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
         return capabilities(request, settings)
     if route.interaction == "smart-configuration":
         return smart_configuration(settings)
+    if route.resource_type == AUDIT_EVENT:
+        from fhir_api.auditevents.interactions import run as run_audit_event
+
+        return run_audit_event(route, request, settings)
     from fhir_api.resources import service_for
 
     service = service_for(str(route.resource_type), settings)
@@ -60,6 +65,7 @@ def prepare(route: Route, settings: Settings) -> None:
 def capabilities(request: Request, settings: Settings) -> Response:
     """GET /metadata: the CapabilityStatement, generated from the route and parameter tables."""
     from fhir_api.api.capability import capability_statement
+    from fhir_api.auditevents.search import capability_entry
     from fhir_api.resources import DEFINITIONS
 
     statement = capability_statement(
@@ -68,6 +74,7 @@ def capabilities(request: Request, settings: Settings) -> Response:
         cors=bool(settings.cors_origins),
         token_endpoint=settings.token_endpoint or None,
     )
+    statement["rest"][0]["resource"].append(capability_entry())
     return Response(200, statement)
 
 
@@ -164,7 +171,7 @@ def history(service: ResourceService, request: Request) -> Response:
         bundle["total"] = len(entries)
     bundle["link"] = links
     bundle["entry"] = entries
-    return Response(200, fhirjson.dumps(bundle))
+    return Response(200, fhirjson.dumps(bundle), patients=patient_ids(page.versions))
 
 
 def search(service: ResourceService, request: Request) -> Response:
@@ -197,7 +204,7 @@ def search(service: ResourceService, request: Request) -> Response:
         entries.append({"resource": operation_outcome(list(query.warnings)), "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
-    return Response(200, fhirjson.dumps(bundle))
+    return Response(200, fhirjson.dumps(bundle), patients=patient_ids(page.matches))
 
 
 def prefers_lenient_handling(prefer: str | None) -> bool:
@@ -311,13 +318,14 @@ def _resource_response(
         "ETag": f'W/"{stored.version_id}"',
         "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
     }
+    patients = patient_ids((stored,))
     if location:
         headers["Location"] = (
             f"{request.base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         )
     prefer = (request.header("Prefer") or "").replace(" ", "").lower()
     if request.method in ("POST", "PUT") and "return=minimal" in prefer:
-        return Response(status, None, headers)
+        return Response(status, None, headers, patients)
     if request.method in ("POST", "PUT") and "return=operationoutcome" in prefer:
         issue = errors.Issue(
             "informational",
@@ -326,8 +334,8 @@ def _resource_response(
         )
         from fhir_api.api.outcome import operation_outcome
 
-        return Response(status, operation_outcome([issue]), headers)
-    return Response(status, stored.text, headers)
+        return Response(status, operation_outcome([issue]), headers, patients)
+    return Response(status, stored.text, headers, patients)
 
 
 def _presented(stored: StoredResource) -> StoredResource:

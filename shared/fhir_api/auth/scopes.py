@@ -3,7 +3,8 @@
 A clinical scope is ``<context>/<resource type>.<permissions>[?<query>]``:
 
 - context ``system`` (a backend service, no user), ``user`` (an app acting for a user) or ``patient``;
-- resource type one of ``fhir_api.routes.RESOURCE_TYPES`` or ``*`` (all of them);
+- resource type one of ``fhir_api.routes.SCOPE_TYPES`` or ``*`` (the clinical ``RESOURCE_TYPES``: the
+  audit trail is granted only by name, ``system/AuditEvent.rs``);
 - permissions SMART v2 letters in the order c, r, u, d, s (``cruds``, ``rs``, ``cu``...; each at
   most once), or the v1 words ``read`` (= ``rs``), ``write`` (= ``cud``) and ``*`` (= ``cruds``).
 
@@ -21,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fhir_api.routes import RESOURCE_TYPES
+from fhir_api.routes import RESOURCE_TYPES, SCOPE_TYPES
 
 CONTEXTS = ("system", "user", "patient")
 V2_LETTERS = "cruds"
@@ -54,7 +55,7 @@ class Scope:
         return frozenset(
             (resource_type, letter)
             for resource_type in types
-            if resource_type in RESOURCE_TYPES
+            if resource_type in SCOPE_TYPES
             for letter in self.permissions
         )
 

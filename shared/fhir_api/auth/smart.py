@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_api.auth.scopes import V2_LETTERS
-from fhir_api.routes import RESOURCE_TYPES, SMART_PERMISSIONS
+from fhir_api.routes import AUDIT_EVENT, RESOURCE_TYPES, SMART_PERMISSIONS
 from fhir_api.settings import Settings
 
 SMART_CAPABILITIES_BASE = (
@@ -37,6 +37,8 @@ def scopes_supported() -> list[str]:
     for context in ("system", "user"):
         for resource_type in (*RESOURCE_TYPES, "*"):
             scopes += [f"{context}/{resource_type}.{letters}", f"{context}/{resource_type}.{read_only}"]
+        # The audit trail only reads, and only when named: ``*`` stands for the clinical types.
+        scopes.append(f"{context}/{AUDIT_EVENT}.{read_only}")
     return scopes
 
 

@@ -1,0 +1,5 @@
+"""GET /api/fhir/AuditEvent/{id}: the FHIR read interaction on the audit trail (auditors and admins)."""
+
+from fhir_api.api.handler import make_handler
+
+handler = make_handler("audit_event_read")
