@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from fhir_api.fhir import terminology
 from fhir_api.routes import API_PREFIX, RESTRICTED_TYPES, ROLE_INTERACTIONS, ROUTES
 from fhir_api.search.parameters import (
     DEFAULT_COUNT,
@@ -34,17 +35,7 @@ SECURITY_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-securit
 OAUTH_URIS_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 # FHIR's order of the type-level interactions, so the statement reads the same on every build.
-_INTERACTION_ORDER = (
-    "read",
-    "vread",
-    "update",
-    "patch",
-    "delete",
-    "history-instance",
-    "history-type",
-    "create",
-    "search-type",
-)
+_INTERACTION_ORDER = terminology.TYPE_INTERACTIONS
 
 
 class ResourceDefinition(Protocol):

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fhir_api.audit import AUDIT_MESSAGE, ip_address
+from fhir_api.fhir import terminology
 from fhir_api.routes import API_PREFIX, SERVED_TYPES, match_route
 
 ACCESS_LOG_SOURCE = "api-gateway"
@@ -40,23 +41,7 @@ EVENT_TYPE = {
 }
 INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
 # FHIR's restful-interaction codes the subtype may hold (smart-configuration is not one).
-SUBTYPES = frozenset(
-    {
-        "read",
-        "vread",
-        "update",
-        "patch",
-        "delete",
-        "history-instance",
-        "history-type",
-        "create",
-        "search-type",
-        "capabilities",
-        "transaction",
-        "batch",
-        "operation",
-    }
-)
+SUBTYPES = terminology.RESTFUL_INTERACTIONS
 # BALP: C create, R read/vread/history/capabilities, U update/patch, D delete, E search and operations.
 ACTIONS = {
     "create": "C",

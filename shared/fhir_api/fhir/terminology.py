@@ -119,3 +119,22 @@ def binding_for(definition_path: str) -> ValueSet | None:
 def is_mime_type(value: str) -> bool:
     """Say whether ``value`` is a BCP 13 MIME type (the required binding of ``Attachment.contentType``)."""
     return _MIME_TYPE.fullmatch(value) is not None
+
+
+# FHIR R4's restful-interaction codes (http://hl7.org/fhir/restful-interaction), the type-level ones
+# first in the order the CapabilityStatement lists them.
+TYPE_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+RESTFUL_INTERACTIONS = frozenset(
+    {*TYPE_INTERACTIONS, "capabilities", "transaction", "batch", "operation", "search-system"}
+    | {"history-system"}
+)
