@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,7 @@ from fhir_api.settings import Settings, get_settings, reset_settings
 from fhir_api.store.dynamo import Store, reset_client
 from fhir_api.store.types import StoredResource, Write
 from local.lambda_runtime import LambdaContext
+from local.notifications import LocalDeliveryWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -507,6 +509,24 @@ def test_a_failed_message_holds_back_the_rest_of_its_group_in_the_same_batch(
     # Then e1's later versions are not attempted but handed back with it; e2 is delivered
     assert receiver.versions() == [("e1", "1"), ("e2", "1")]
     assert answer == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records[:3]]}
+    receiver.server.shutdown()
+
+
+def test_the_local_worker_keeps_a_group_in_order_and_drops_repeats(aws_stack: dict[str, Any]) -> None:
+    receiver = Receiver(204, first=(503,))
+    store = Store(get_settings())
+    _subscription(store, "s1", receiver.url)
+    _store_versions(store, "e1", 2)
+    worker = LocalDeliveryWorker(store, get_settings(), backoff=lambda attempt: 0.05).start()
+    # When version 1 is queued twice (a stream batch handed again), then version 2
+    worker.enqueue([Notification("s1", "Encounter", "e1", 1)])
+    worker.enqueue([Notification("s1", "Encounter", "e1", 1), Notification("s1", "Encounter", "e1", 2)])
+    deadline = time.monotonic() + 10
+    while len(receiver.got) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    # Then version 1 is retried before version 2 is sent, and the repeat was never queued
+    assert receiver.versions() == [("e1", "1"), ("e1", "1"), ("e1", "2")]
     receiver.server.shutdown()
 
 
