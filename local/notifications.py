@@ -1,9 +1,12 @@
 """Change notifications on the laptop: DynamoDB Local's streams of Encounters and Patients read by a
 thread of the local stack's process, handed to the same consumer as in AWS
 (``fhir_api.notifications.stream.process_records``), with an in-memory event log where AWS has
-EventBridge and a delivery worker where AWS has SQS and the delivery function. The worker makes the
-same attempts (``fhir_api.notifications.delivery``) with the same backoff, sets the Subscription to
-``error`` after the last one and keeps what it gave up on as its dead letters.
+EventBridge and a delivery worker where AWS has the FIFO delivery queue and the delivery function.
+The worker keeps the queue's promises (one message group per subscription and resource, handed out in
+order, nothing of a group while its first message waits for a retry; a deduplication id seen in the
+last five minutes is dropped), makes the same attempts (``fhir_api.notifications.delivery``) with the
+same backoff, sets the Subscription to ``error`` after the last one and keeps what it gave up on as
+its dead letters.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ logger = logging.getLogger("local.notifications")
 POLL_SECONDS = 0.1
 SHARD_REFRESH_SECONDS = 2.0
 BATCH_ATTEMPTS = 3  # a batch the consumer fails on is tried this often, then logged and left
+DEDUPLICATION_SECONDS = 300  # SQS FIFO's deduplication interval
 
 
 class LocalEventLog:
@@ -72,7 +76,8 @@ class _Due:
 
 
 class LocalDeliveryWorker:
-    """The local delivery queue and its consumer: one thread, attempts in due order, backoff between."""
+    """The local delivery queue and its consumer: one thread; per message group (a subscription and a
+    resource) the first message is attempted, with backoff between failures, before the next one."""
 
     def __init__(
         self, store: Store, settings: Settings, backoff: Callable[[int], float] = delivery.backoff_seconds
@@ -81,7 +86,9 @@ class LocalDeliveryWorker:
         self.settings = settings
         self.backoff = backoff
         self.dead_letters: list[tuple[Notification, str]] = []
-        self._due: list[_Due] = []
+        self._groups: dict[str, deque[_Due]] = {}  # waiting messages per group, first one first
+        self._due: list[_Due] = []  # the first message of each group, by when it is due
+        self._sent: dict[str, float] = {}  # deduplication id -> when it was queued
         self._sequence = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
@@ -101,10 +108,19 @@ class LocalDeliveryWorker:
         self._thread.join(timeout=self.settings.delivery_timeout_seconds + 5)
 
     def enqueue(self, notifications: list[Notification]) -> None:
-        """Queue each notification for an attempt now."""
+        """Queue each notification behind the earlier ones of its group (a repeat is dropped)."""
+        now = time.monotonic()
         with self._wake:
+            self._sent = {key: at for key, at in self._sent.items() if now - at < DEDUPLICATION_SECONDS}
             for notification in notifications:
-                heapq.heappush(self._due, _Due(time.monotonic(), next(self._sequence), notification))
+                if notification.deduplication_id in self._sent:
+                    continue
+                self._sent[notification.deduplication_id] = now
+                due = _Due(now, next(self._sequence), notification)
+                group = self._groups.setdefault(notification.group, deque())
+                group.append(due)
+                if len(group) == 1:
+                    heapq.heappush(self._due, due)
             self._wake.notify_all()
 
     def _next(self) -> _Due | None:
@@ -115,6 +131,17 @@ class LocalDeliveryWorker:
                 wait = max(0.0, self._due[0].at - time.monotonic()) if self._due else None
                 self._wake.wait(wait)
             return None
+
+    def _done(self, due: _Due) -> None:
+        """The group's first message is done with: its next one is due now."""
+        with self._wake:
+            group = self._groups[due.notification.group]
+            group.popleft()
+            if group:
+                group[0].at = time.monotonic()
+                heapq.heappush(self._due, group[0])
+            else:
+                del self._groups[due.notification.group]
 
     def _run(self) -> None:
         while (due := self._next()) is not None:
@@ -135,12 +162,14 @@ class LocalDeliveryWorker:
                 f": {attempt.reason}" if attempt.reason else "",
             )
             if not attempt.failed:
+                self._done(due)
                 continue
             if due.attempts >= self.settings.delivery_max_attempts:
                 try:
                     delivery.give_up(due.notification, attempt.reason, due.attempts, self.store)
                 finally:
                     self.dead_letters.append((due.notification, attempt.reason))
+                    self._done(due)
                 continue
             with self._wake:
                 due.at = time.monotonic() + self.backoff(due.attempts)

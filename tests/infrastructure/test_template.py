@@ -737,6 +737,24 @@ def test_deliveries_are_retried_then_dead_lettered_with_alarms(resources: dict[s
         ]
         assert alarm["Threshold"] == 1
         assert resources[dead_letters]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_deliveries_are_ordered_per_subscription_and_resource(resources: dict[str, Any]) -> None:
+    # The delivery queue and its dead letters are FIFO queues (a FIFO queue's dead letters must be too)
+    for name in ("DeliveryQueue", "DeliveryDeadLetterQueue"):
+        queue = resources[name]["Properties"]
+        assert queue["FifoQueue"] is True
+        assert queue["QueueName"]["Fn::Sub"].endswith(".fifo")
+    # Deduplicated and throttled per message group (a subscription and a resource), not per queue
+    queue = resources["DeliveryQueue"]["Properties"]
+    assert queue["DeduplicationScope"] == "messageGroup"
+    assert queue["FifoThroughputLimit"] == "perMessageGroupId"
+    # One message per invocation, so a receive is an attempt; FIFO mappings take no batching window
+    mapping = resources["SubscriptionDeliveryFunction"]["Properties"]["Events"]["Deliveries"]["Properties"]
+    assert mapping["BatchSize"] == 1
+    assert "MaximumBatchingWindowInSeconds" not in mapping
+
+
 # -- the audit trail ---------------------------------------------------------------------------------
 
 AUDIT_TABLE = "AuditEventsTable"

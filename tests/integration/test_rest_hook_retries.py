@@ -1,6 +1,7 @@
 """The local change stream and deliverer on DynamoDB Local's real streams: a failing endpoint is tried
 DELIVERY_MAX_ATTEMPTS times with backoff, then the Subscription is set to error and the notification
-kept as a dead letter; the write that caused it was never held up."""
+kept as a dead letter; the write that caused it was never held up. A resource's versions reach an
+endpoint in order, even when an earlier one has to be retried."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fhir_api.fhir import fhirjson
 from fhir_api.resources import service_for
 from fhir_api.settings import get_settings, reset_settings
 from fhir_api.store.dynamo import reset_client
@@ -19,6 +21,33 @@ from local.notifications import LocalNotifications
 from tests.integration.conftest import LocalTables
 
 WAIT_SECONDS = 30
+
+
+class FlakyEndpoint:
+    """Answers its first POST with 503 and every later one with 204, keeping the (id, versionId) of
+    each resource it was sent."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str]] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                document = fhirjson.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                endpoint.got.append((document["id"], document["meta"]["versionId"]))
+                self.send_response(503 if len(endpoint.got) == 1 else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 class FailingEndpoint:
@@ -120,4 +149,47 @@ def test_a_failing_endpoint_is_retried_then_its_subscription_is_set_to_error(
         time.sleep(0.1)
     assert len(notifications.events.events()) == 3
     assert endpoint.attempts == 3
+    endpoint.server.shutdown()
+
+
+def test_versions_of_an_encounter_arrive_in_order_when_the_first_is_retried(
+    notifications: LocalNotifications,
+) -> None:
+    # Given a Subscription with payload whose endpoint fails its first POST
+    endpoint = FlakyEndpoint()
+    settings = get_settings()
+    service_for("Subscription", settings).create(
+        {
+            "resourceType": "Subscription",
+            "status": "requested",
+            "reason": "Ordering",
+            "criteria": "Encounter?status=finished",
+            "channel": {"type": "rest-hook", "endpoint": endpoint.url, "payload": "application/fhir+json"},
+        }
+    )
+    patient = service_for("Patient", settings).create({"resourceType": "Patient"})
+    # When one encounter is written three times, quickly
+    document = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient.id}"},
+    }
+    encounters = service_for("Encounter", settings)
+    created = encounters.create(document)
+    for version in (1, 2):
+        encounters.update(created.id, {**document, "id": created.id}, if_match=version)
+    # Then every version arrives, version 1 twice (its retry), and none before an earlier one
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(endpoint.got) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert endpoint.got == [(created.id, "1"), (created.id, "1"), (created.id, "2"), (created.id, "3")]
+    assert notifications.worker.dead_letters == []
+    # And the events went on the event log in version order too (consumers order by versionId)
+    versions = [
+        event["detail"]["versionId"]
+        for event in notifications.events.events()
+        if event["detail"]["id"] == created.id
+    ]
+    assert versions == ["1", "2", "3"]
     endpoint.server.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import boto3
 import jsonschema
 import pytest
+from moto.sqs import models as sqs_models
 
 from fhir_api import errors
 from fhir_api.fhir import fhirjson
@@ -26,6 +28,7 @@ from fhir_api.settings import Settings, get_settings, reset_settings
 from fhir_api.store.dynamo import Store, reset_client
 from fhir_api.store.types import StoredResource, Write
 from local.lambda_runtime import LambdaContext
+from local.notifications import LocalDeliveryWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -240,17 +243,18 @@ def test_header_values_are_masked_and_kept_when_sent_back_masked() -> None:
 
 
 class Receiver:
-    """A loopback endpoint answering ``status`` and keeping what it got."""
+    """A loopback endpoint answering ``first`` then ``status``, keeping what it got."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, first: tuple[int, ...] = ()) -> None:
         self.got: list[tuple[str, dict[str, str], bytes]] = []
         got = self.got
+        answers = list(first)  # answered, in turn, before ``status``
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 got.append((self.path, dict(self.headers.items()), body))
-                self.send_response(status)
+                self.send_response(answers.pop(0) if answers else status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -264,6 +268,13 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
+    def versions(self) -> list[tuple[str, str]]:
+        """The (id, versionId) of each resource POSTed, in the order they came."""
+        return [
+            (document["id"], document["meta"]["versionId"])
+            for document in (fhirjson.loads(body) for _, _, body in self.got)
+        ]
+
 
 @pytest.fixture
 def aws_stack(moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
@@ -271,7 +282,14 @@ def aws_stack(moto_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> I
     events = boto3.client("events", region_name="us-east-1")
     events.create_event_bus(Name="changes")
     sqs = boto3.client("sqs", region_name="us-east-1")
-    queue_url = sqs.create_queue(QueueName="deliveries")["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName="deliveries.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "DeduplicationScope": "messageGroup",
+            "FifoThroughputLimit": "perMessageGroupId",
+        },
+    )["QueueUrl"]
     monkeypatch.setenv("EVENT_BUS_NAME", "changes")
     monkeypatch.setenv("DELIVERY_QUEUE_URL", queue_url)
     monkeypatch.setenv("ALLOW_HTTP_LOOPBACK_ENDPOINTS", "1")
@@ -354,7 +372,9 @@ def test_the_delivery_function_posts_the_version_with_the_header(aws_stack: dict
 def test_failed_deliveries_back_off_then_set_the_subscription_to_error(aws_stack: dict[str, Any]) -> None:
     receiver = Receiver(503)
     sqs = aws_stack["sqs"]
-    sqs.send_message(QueueUrl=aws_stack["queue_url"], MessageBody="{}")
+    sqs.send_message(
+        QueueUrl=aws_stack["queue_url"], MessageBody="{}", MessageGroupId="g", MessageDeduplicationId="d"
+    )
     handle = sqs.receive_message(QueueUrl=aws_stack["queue_url"])["Messages"][0]["ReceiptHandle"]
     store = Store(get_settings())
     _subscription(store, "65fabc0123456789abcdef01", receiver.url)
@@ -382,6 +402,145 @@ def test_failed_deliveries_back_off_then_set_the_subscription_to_error(aws_stack
         == "dropped"
     )
     receiver.server.shutdown()
+
+
+class SqsClock:
+    """moto's SQS clock, moved on by hand (a backoff passes without waiting for it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = sqs_models.unix_time_millis()
+        monkeypatch.setattr(sqs_models, "unix_time_millis", lambda: self.now)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds * 1000
+
+
+def _lambda_poll(sqs: Any, queue_url: str, batch_size: int) -> int:
+    """What Lambda's SQS event source does once: receive, invoke the delivery function, delete what it
+    did not report as failed. Returns how many messages it handed over."""
+    received = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=batch_size, MessageSystemAttributeNames=["All"]
+    ).get("Messages", [])
+    if not received:
+        return 0
+    records = [
+        {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message["Attributes"],
+        }
+        for message in received
+    ]
+    answer = aws.delivery_handler({"Records": records}, LambdaContext("subscription_delivery"))
+    failed = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
+    for message in received:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return len(received)
+
+
+def _store_versions(store: Store, resource_id: str, count: int) -> None:
+    """Versions 1..count of a finished encounter, the earlier ones kept as version copies."""
+    previous = None
+    for version in range(1, count + 1):
+        item = encounter(resource_id, version)
+        store.write(Write(item, {"status": "finished"}, superseded=previous))
+        previous = item
+
+
+def test_versions_reach_an_endpoint_in_order_when_an_earlier_one_is_retried(
+    aws_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SqsClock(monkeypatch)
+    sqs, queue_url = aws_stack["sqs"], aws_stack["queue_url"]
+    # Given an endpoint that fails its first POST, and three versions of one encounter and one of another
+    receiver = Receiver(204, first=(503,))
+    store = Store(get_settings())
+    _subscription(store, "s1", receiver.url)
+    _store_versions(store, "e1", 3)
+    _store_versions(store, "e2", 1)
+    # When the stream function queues them (the stream hands the batch twice: nothing is queued twice)
+    queued = [Notification("s1", "Encounter", "e1", v) for v in (1, 2, 3)]
+    queued.append(Notification("s1", "Encounter", "e2", 1))
+    aws.SqsQueue(sqs, queue_url).enqueue(queued)
+    aws.SqsQueue(sqs, queue_url).enqueue(queued)
+    # and the delivery function reads them, one message per invocation as the template says
+    while _lambda_poll(sqs, queue_url, batch_size=1):
+        pass
+    # Then the first attempt at e1 version 1 failed, and e1 waits for its retry while e2 goes on
+    assert receiver.versions() == [("e1", "1"), ("e2", "1")]
+    # And once the backoff has passed, e1's versions follow in order
+    clock.advance(delivery.backoff_seconds(1) + 1)
+    while _lambda_poll(sqs, queue_url, batch_size=1):
+        pass
+    assert receiver.versions() == [("e1", "1"), ("e2", "1"), ("e1", "1"), ("e1", "2"), ("e1", "3")]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    receiver.server.shutdown()
+
+
+def test_a_failed_message_holds_back_the_rest_of_its_group_in_the_same_batch(
+    aws_stack: dict[str, Any],
+) -> None:
+    sqs, queue_url = aws_stack["sqs"], aws_stack["queue_url"]
+    receiver = Receiver(204, first=(503,))
+    store = Store(get_settings())
+    _subscription(store, "s1", receiver.url)
+    _store_versions(store, "e1", 3)
+    _store_versions(store, "e2", 1)
+    queued = [Notification("s1", "Encounter", "e1", v) for v in (1, 2, 3)]
+    queued.append(Notification("s1", "Encounter", "e2", 1))
+    aws.SqsQueue(sqs, queue_url).enqueue(queued)
+    # When a batch of all four is handled and e1 version 1 fails
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert len(received) == 4
+    records = [
+        {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"},
+        }
+        for message in received
+    ]
+    answer = aws.delivery_handler({"Records": records}, LambdaContext("subscription_delivery"))
+    # Then e1's later versions are not attempted but handed back with it; e2 is delivered
+    assert receiver.versions() == [("e1", "1"), ("e2", "1")]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records[:3]]}
+    receiver.server.shutdown()
+
+
+def test_the_local_worker_keeps_a_group_in_order_and_drops_repeats(aws_stack: dict[str, Any]) -> None:
+    receiver = Receiver(204, first=(503,))
+    store = Store(get_settings())
+    _subscription(store, "s1", receiver.url)
+    _store_versions(store, "e1", 2)
+    worker = LocalDeliveryWorker(store, get_settings(), backoff=lambda attempt: 0.05).start()
+    # When version 1 is queued twice (a stream batch handed again), then version 2
+    worker.enqueue([Notification("s1", "Encounter", "e1", 1)])
+    worker.enqueue([Notification("s1", "Encounter", "e1", 1), Notification("s1", "Encounter", "e1", 2)])
+    deadline = time.monotonic() + 10
+    while len(receiver.got) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    # Then version 1 is retried before version 2 is sent, and the repeat was never queued
+    assert receiver.versions() == [("e1", "1"), ("e1", "1"), ("e1", "2")]
+    receiver.server.shutdown()
+
+
+def test_message_groups_and_deduplication_ids_fit_sqs() -> None:
+    longest = Notification("s" * 64, "Encounter", "e" * 64, 7)
+    assert len(longest.group) <= 128 and len(longest.deduplication_id) <= 128
+    assert Notification("s1", "Encounter", "e1", 1).group == "s1/Encounter/e1"
+    # One group per subscription and resource; one deduplication id per version
+    assert Notification("s1", "Encounter", "e1", 1).group == Notification("s1", "Encounter", "e1", 2).group
+    assert Notification("s2", "Encounter", "e1", 1).group != Notification("s1", "Encounter", "e1", 1).group
+    assert (
+        Notification("s1", "Encounter", "e1", 1).deduplication_id
+        != Notification("s1", "Encounter", "e1", 2).deduplication_id
+    )
 
 
 def test_backoff_grows_and_is_capped() -> None:

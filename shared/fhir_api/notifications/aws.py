@@ -4,10 +4,13 @@ the two Lambda handlers (functions/change_stream, functions/subscription_deliver
 - ``change_stream_handler``: a batch of DynamoDB stream records (Encounters, Patients). Any failure
   fails the batch; the event source mapping retries it, halves it, and after its last attempt sends
   the batch's description to the stream's dead-letter queue.
-- ``delivery_handler``: a batch of SQS messages, one notification each. A failed attempt makes its
-  message visible again after ``backoff_seconds`` (and is reported as a batch item failure); the queue's
-  redrive policy moves it to the delivery dead-letter queue after ``DELIVERY_MAX_ATTEMPTS`` receives,
-  by which time the Subscription is set to ``error``.
+- ``delivery_handler``: a batch of messages from the FIFO delivery queue, one notification each, in
+  order within each message group (a subscription and a resource). A failed attempt makes its message
+  visible again after ``backoff_seconds`` (and is reported as a batch item failure); while it waits,
+  SQS hands out nothing else of its group, and the later messages of that group in the same batch are
+  not attempted but reported as failures too, so no version overtakes an earlier one. The queue's
+  redrive policy moves a message to the delivery dead-letter queue after ``DELIVERY_MAX_ATTEMPTS``
+  receives, by which time the Subscription is set to ``error``.
 """
 
 from __future__ import annotations
@@ -76,13 +79,18 @@ class SqsQueue:
         self.queue_url = queue_url
 
     def enqueue(self, notifications: list[Notification]) -> None:
-        """SendMessageBatch in chunks."""
+        """SendMessageBatch in chunks, in order (SQS keeps a batch's order within a message group)."""
         for start in range(0, len(notifications), SEND_MESSAGE_BATCH_LIMIT):
             chunk = notifications[start : start + SEND_MESSAGE_BATCH_LIMIT]
             answer = self.client.send_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
-                    {"Id": str(index), "MessageBody": json.dumps(item.to_message())}
+                    {
+                        "Id": str(index),
+                        "MessageBody": json.dumps(item.to_message()),
+                        "MessageGroupId": item.group,
+                        "MessageDeduplicationId": item.deduplication_id,
+                    }
                     for index, item in enumerate(chunk)
                 ],
             )
@@ -107,13 +115,19 @@ def change_stream_handler(event: dict[str, Any], context: Any) -> dict[str, Any]
 
 
 def delivery_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The SubscriptionDeliveryFunction: one attempt per message; failures retried with backoff."""
+    """The SubscriptionDeliveryFunction: one attempt per message; failures retried with backoff, and
+    nothing of a failed message's group attempted after it."""
     settings = get_settings()
     store = Store(settings)
     failures = []
+    waiting: dict[str, int] = {}  # message group -> seconds until its failed message is tried again
     for record in event.get("Records") or []:
         notification = Notification.from_message(json.loads(record["body"]))
         attempts = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+        if notification.group in waiting:
+            _retry_after(record, waiting[notification.group], settings)
+            failures.append({"itemIdentifier": record["messageId"]})
+            continue
         attempt = delivery.deliver(notification, store, settings)
         get_logger().info(
             "rest-hook attempt",
@@ -130,11 +144,18 @@ def delivery_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             continue
         if attempts >= settings.delivery_max_attempts:
             delivery.give_up(notification, attempt.reason, attempts, store)
+            waiting[notification.group] = 0
         else:
-            _client("sqs", settings).change_message_visibility(
-                QueueUrl=settings.delivery_queue_url,
-                ReceiptHandle=record["receiptHandle"],
-                VisibilityTimeout=min(delivery.backoff_seconds(attempts), MAX_VISIBILITY_SECONDS),
-            )
+            waiting[notification.group] = min(delivery.backoff_seconds(attempts), MAX_VISIBILITY_SECONDS)
+            _retry_after(record, waiting[notification.group], settings)
         failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
+
+
+def _retry_after(record: dict[str, Any], seconds: int, settings: Settings) -> None:
+    """Make a message visible again after ``seconds`` (its group waits as long)."""
+    _client("sqs", settings).change_message_visibility(
+        QueueUrl=settings.delivery_queue_url,
+        ReceiptHandle=record["receiptHandle"],
+        VisibilityTimeout=seconds,
+    )

@@ -7,6 +7,7 @@ and tested with the resource definition's ``matches``, as a search would test th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # The active Subscriptions, as the store lists them (one partition: Subscriptions are not sharded).
 ACTIVE = index_query(Listing("Subscription", "status", ("active",)), shards=1)
+
+SQS_ID_LIMIT = 128  # characters of a FIFO message group or deduplication id
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,19 @@ class Notification:
             "versionId": self.version_id,
         }
 
+    @property
+    def group(self) -> str:
+        """The FIFO message group: one per subscription and resource, so that one resource's versions
+        reach one endpoint in order while other subscriptions and resources go on."""
+        return _sqs_id(f"{self.subscription_id}/{self.resource_type}/{self.resource_id}")
+
+    @property
+    def deduplication_id(self) -> str:
+        """The same for every time the stream hands the same version again (a retried batch)."""
+        return hashlib.sha256(
+            f"{self.subscription_id}/{self.resource_type}/{self.resource_id}/_history/{self.version_id}".encode()
+        ).hexdigest()
+
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Notification:
         """The notification a queue message carries."""
@@ -68,6 +84,11 @@ class Notification:
             str(message["id"]),
             int(message["versionId"]),
         )
+
+
+def _sqs_id(text: str) -> str:
+    """``text`` as an SQS FIFO id: itself while short enough (readable in the console), else its hash."""
+    return text if len(text) <= SQS_ID_LIMIT else hashlib.sha256(text.encode()).hexdigest()
 
 
 def active_subscriptions(store: Store) -> list[ActiveSubscription]:
