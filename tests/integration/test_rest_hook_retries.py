@@ -5,75 +5,19 @@ endpoint in order, even when an earlier one has to be retried."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
-from fhir_api.fhir import fhirjson
 from fhir_api.resources import service_for
 from fhir_api.settings import get_settings, reset_settings
 from fhir_api.store.dynamo import reset_client
 from local.notifications import LocalNotifications
+from tests._rest_hooks import Receiver
 from tests.integration.conftest import LocalTables
 
 WAIT_SECONDS = 30
-
-
-class FlakyEndpoint:
-    """Answers its first POST with 503 and every later one with 204, keeping the (id, versionId) of
-    each resource it was sent."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, str]] = []
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                document = fhirjson.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                endpoint.got.append((document["id"], document["meta"]["versionId"]))
-                self.send_response(503 if len(endpoint.got) == 1 else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-class FailingEndpoint:
-    """Answers every POST with 503 and counts them."""
-
-    def __init__(self) -> None:
-        self.attempts = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                endpoint.attempts += 1
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 @pytest.fixture
@@ -93,7 +37,7 @@ def test_a_failing_endpoint_is_retried_then_its_subscription_is_set_to_error(
     notifications: LocalNotifications,
 ) -> None:
     # Given a Subscription on finished encounters whose endpoint always answers 503
-    endpoint = FailingEndpoint()
+    endpoint = Receiver(503)
     settings = get_settings()
     subscription = service_for("Subscription", settings).create(
         {
@@ -124,7 +68,7 @@ def test_a_failing_endpoint_is_retried_then_its_subscription_is_set_to_error(
     assert current.document["status"] == "error"
     assert current.document["error"] == "Delivery failed 3 times; last: the endpoint answered HTTP 503."
     assert current.version_id == 2
-    assert endpoint.attempts == 3
+    assert len(endpoint.got) == 3
     # And the notification is kept as a dead letter, while the change went on the event log
     [(notification, reason)] = notifications.worker.dead_letters
     assert (notification.resource_id, notification.version_id, reason) == (
@@ -148,7 +92,7 @@ def test_a_failing_endpoint_is_retried_then_its_subscription_is_set_to_error(
     while len(notifications.events.events()) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(notifications.events.events()) == 3
-    assert endpoint.attempts == 3
+    assert len(endpoint.got) == 3
     endpoint.server.shutdown()
 
 
@@ -156,7 +100,7 @@ def test_versions_of_an_encounter_arrive_in_order_when_the_first_is_retried(
     notifications: LocalNotifications,
 ) -> None:
     # Given a Subscription with payload whose endpoint fails its first POST
-    endpoint = FlakyEndpoint()
+    endpoint = Receiver(204, first=(503,))
     settings = get_settings()
     service_for("Subscription", settings).create(
         {
@@ -181,9 +125,9 @@ def test_versions_of_an_encounter_arrive_in_order_when_the_first_is_retried(
         encounters.update(created.id, {**document, "id": created.id}, if_match=version)
     # Then every version arrives, version 1 twice (its retry), and none before an earlier one
     deadline = time.monotonic() + WAIT_SECONDS
-    while len(endpoint.got) < 4 and time.monotonic() < deadline:
+    while len(endpoint.versions()) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert endpoint.got == [(created.id, "1"), (created.id, "1"), (created.id, "2"), (created.id, "3")]
+    assert endpoint.versions() == [(created.id, "1"), (created.id, "1"), (created.id, "2"), (created.id, "3")]
     assert notifications.worker.dead_letters == []
     # And the events went on the event log in version order too (consumers order by versionId)
     versions = [
