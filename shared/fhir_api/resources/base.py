@@ -137,13 +137,6 @@ class ResourceDefinition(ABC):
         return True
 
 
-def shard_of(resource_id: str, shards: int) -> int:
-    """The shard a resource's hot index entries go to: stable, and even over random ids."""
-    import zlib
-
-    return zlib.crc32(resource_id.encode("utf-8")) % shards
-
-
 def intersection(groups: list[list[Any]]) -> tuple[Any, ...]:
     """AND of OR groups of identities (ids, codes): the values every group holds, in first-seen order."""
     if not groups:

@@ -18,13 +18,13 @@ from fhir_api.resources.base import (
     SearchPlan,
     all_groups_match,
     intersection,
-    shard_of,
     shared_safety_rules,
 )
 from fhir_api.resources.search_parameters import ENCOUNTER_PARAMETERS, ENCOUNTER_SORTS
 from fhir_api.search import dates, tokens
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.settings import Settings
+from fhir_api.store.indexes import partition_attributes
 from fhir_api.store.types import EVERY, ListedEntry, Listing, StoredResource
 
 SUBJECT_PARAMETERS = ("subject", "patient")
@@ -103,14 +103,14 @@ class EncounterDefinition(ResourceDefinition):
     def index_attributes(
         self, resource: dict[str, Any], resource_id: str, settings: Settings
     ) -> dict[str, str]:
-        """subject, status and period bounds, with the shard of the hot indexes."""
+        """The status and period bounds, and the partitions that list the encounter by subject, by
+        status and among every encounter (the store shards the hot ones)."""
         start, end = fhirtime.period_range(resource.get("period"))
-        shard = shard_of(resource_id, settings.index_shards)
+        status = str(resource["status"])
+        listed_under = {"subject": subject_id(resource), "status": status, EVERY: None}
         return {
-            "subject": subject_id(resource),
-            "status": str(resource["status"]),
-            "statusShard": f"{resource['status']}#{shard}",
-            "dateShard": f"all#{shard}",
+            **partition_attributes(self.resource_type, listed_under, resource_id, settings.index_shards),
+            "status": status,
             "periodStart": start,
             "periodEnd": end,
         }

@@ -9,6 +9,8 @@ the indexes; data-model.md describes them).
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fhir_api.store.types import EVERY, Listing
@@ -38,6 +40,29 @@ INDEXES: dict[tuple[str, str], IndexLayout] = {
     ("Patient", "term"): IndexLayout("term-index", "term", "termValue", "owner"),
     ("Subscription", "status"): IndexLayout("status-index", "status", "lastUpdated", "id"),
 }
+
+
+def shard_of(resource_id: str, shards: int) -> int:
+    """The shard a resource's entries in the sharded indexes go to: stable, and even over random ids."""
+    return zlib.crc32(resource_id.encode("utf-8")) % shards
+
+
+def _partition(key: str, shard: int | None) -> str:
+    return key if shard is None else f"{key}#{shard}"
+
+
+def partition_attributes(
+    resource_type: str, keys: Mapping[str, str | None], resource_id: str, shards: int
+) -> dict[str, str]:
+    """The partition attributes that list a resource under ``keys`` (grouping -> its key; ``EVERY``
+    takes none), in the partitions ``index_query`` reads: the one place that spells a sharded key."""
+    shard = shard_of(resource_id, shards)
+    attributes: dict[str, str] = {}
+    for by, key in keys.items():
+        layout = INDEXES[(resource_type, by)]
+        value = layout.every_key if layout.every_key is not None else str(key)
+        attributes[layout.partition_attribute] = _partition(value, shard if layout.sharded else None)
+    return attributes
 
 
 @dataclass(frozen=True)
@@ -78,7 +103,7 @@ def index_query(listing: Listing, shards: int) -> IndexQuery:
     partitions, partition_keys, partition_prefixes = [], [], []
     for position, key in enumerate(keys):
         for shard in spread:
-            partitions.append(key if shard is None else f"{key}#{shard}")
+            partitions.append(_partition(key, shard))
             partition_keys.append(EVERY if layout.every_key is not None else key)
             if prefixes:
                 partition_prefixes.append(prefixes[position])
