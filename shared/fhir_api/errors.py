@@ -31,6 +31,8 @@ class ApiError(Exception):
         self.diagnostics = diagnostics
         self.expression = tuple(expression)
         self.issues = issues or [Issue(self.issue_code, diagnostics, self.expression)]
+        # Which write of a multi-write transaction the error concerns (a Bundle entry), when known.
+        self.write_index: int | None = None
 
 
 class Unauthenticated(ApiError):

@@ -96,14 +96,23 @@ class ResourceService:
 
     def create(self, document: Any) -> StoredResource:
         """Validate and store a new resource with a server-assigned id, as version 1."""
-        resource = self.definition.validate(document)
-        self.definition.check_rules(resource, None)
-        stored = self._stamp(resource, str(uuid.uuid4()), 1)
-        self.store.write(self._write(stored, resource, None, None))
-        return stored
+        return self.commit(self.prepare_create(document))
 
     def update(self, resource_id: str, document: Any, if_match: int | None) -> StoredResource:
         """Replace the current version; never silently over a version the client did not see."""
+        return self.commit(self.prepare_update(resource_id, document, if_match), if_match)
+
+    def prepare_create(self, document: Any, resource_id: str | None = None) -> Write:
+        """The write that stores ``document`` as version 1 of a new resource (a server-assigned id unless
+        ``resource_id`` is given), validated and checked; nothing is stored until it is committed."""
+        resource = self.definition.validate(document)
+        self.definition.check_rules(resource, None)
+        stored = self._stamp(resource, resource_id or str(uuid.uuid4()), 1)
+        return self._write(stored, resource, None, None)
+
+    def prepare_update(self, resource_id: str, document: Any, if_match: int | None) -> Write:
+        """The write that replaces the current version of ``resource_id`` with ``document``, validated and
+        checked against it; PreconditionFailed when ``if_match`` names another version."""
         check_id(resource_id)
         if isinstance(document, dict) and document.get("id") != resource_id:
             raise errors.InvalidRequest(
@@ -119,13 +128,18 @@ class ResourceService:
         resource = self.definition.carry_over(self.definition.validate(document), previous)
         self.definition.check_rules(resource, previous)
         stored = self._stamp(resource, resource_id, current.version_id + 1)
+        return self._write(stored, resource, previous, current)
+
+    def commit(self, write: Write, if_match: int | None = None) -> StoredResource:
+        """Land a prepared write; a version changed since it was read is 412 when the client named the
+        version it saw (If-Match), else 409."""
         try:
-            self.store.write(self._write(stored, resource, previous, current))
+            self.store.write(write)
         except errors.VersionConflict as exc:
             if if_match is not None:
                 raise errors.PreconditionFailed(exc.diagnostics) from exc
             raise
-        return stored
+        return write.resource
 
     # -- search ------------------------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ TRANSIENT_ERRORS = frozenset(
     }
 )
 BATCH_GET_LIMIT = 100
+# DynamoDB's limit of actions in one TransactWriteItems.
+TRANSACTION_ACTIONS_LIMIT = 100
 BATCH_GET_ATTEMPTS = 4
 
 
@@ -282,62 +284,35 @@ class Store:
 
     def write(self, write: Write) -> None:
         """Land one version atomically, or raise the domain error that says why it cannot."""
-        resource = write.resource
-        table = self.table(resource.resource_type)
-        current = {
-            "id": {"S": resource.id},
-            "resource": {"S": resource.text},
-            "versionId": {"N": str(resource.version_id)},
-            "lastUpdated": {"S": resource.last_updated},
-            **{name: {"S": value} for name, value in write.index_attributes.items()},
-        }
-        put_current: dict[str, Any] = {"TableName": table, "Item": current}
-        actions: list[dict[str, Any]] = [{"Put": put_current}]
-        superseded = write.superseded
-        if superseded is None:
-            put_current["ConditionExpression"] = "attribute_not_exists(id)"
-        else:
-            put_current["ConditionExpression"] = "versionId = :expected"
-            put_current["ExpressionAttributeValues"] = {":expected": {"N": str(superseded.version_id)}}
-            # No condition of its own: the current item's condition proves that ``superseded`` is still
-            # the current version, so every writer of this copy writes the same text, and a copy that
-            # older writers left of the then current version is rewritten unchanged.
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": self.settings.versions_table,
-                        "Item": {
-                            "resourceKey": {"S": f"{superseded.resource_type}/{superseded.id}"},
-                            "versionId": {"N": str(superseded.version_id)},
-                            "resource": {"S": superseded.text},
-                            "lastUpdated": {"S": superseded.last_updated},
-                        },
-                    }
-                }
-            )
-        for reference_type, reference_id in write.references:
-            actions.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self.table(reference_type),
-                        "Key": {"id": {"S": reference_id}},
-                        # Term items share the Patient table; only a resource item has `resource`.
-                        "ConditionExpression": "attribute_exists(#resource)",
-                        "ExpressionAttributeNames": {"#resource": "resource"},
-                    }
-                }
-            )
-        for term in write.terms_added:
-            actions.append({"Put": _term_put(table, term, resource.id)})
-        for term in write.terms_removed:
-            actions.append({"Delete": {"TableName": table, "Key": {"id": {"S": term.key}}}})
-        if len(actions) > 100:
-            raise errors.BusinessRuleViolation(
-                f"The {resource.resource_type} has too many searchable elements to store in one write."
-            )
-        self._transact(actions, write)
+        self.write_all([write])
 
-    def _transact(self, actions: list[dict[str, Any]], write: Write) -> None:
+    def write_all(self, writes: list[Write]) -> None:
+        """Land several writes (of different resources) in one transaction: all of them or none.
+
+        A reference to a resource written in the same transaction needs no existence check (the write
+        is that check, and DynamoDB refuses two actions on one item). The error raised names the write
+        it concerns in ``write_index``.
+        """
+        written = {(write.resource.resource_type, write.resource.id) for write in writes}
+        if len(written) < len(writes):
+            raise errors.InvalidRequest("The same resource cannot be written twice in one transaction.")
+        actions: list[dict[str, Any]] = []
+        owners: list[int] = []  # the index of the write each action belongs to
+        for position, write in enumerate(writes):
+            for action in _actions(self, write, written):
+                actions.append(action)
+                owners.append(position)
+        if len(actions) > TRANSACTION_ACTIONS_LIMIT:
+            what = (
+                f"The {writes[0].resource.resource_type} has too many searchable elements"
+                if len(writes) == 1
+                else f"These {len(writes)} writes need {len(actions)} database actions; the limit is "
+                f"{TRANSACTION_ACTIONS_LIMIT}, so they cannot be stored"
+            )
+            raise errors.BusinessRuleViolation(f"{what} in one write.")
+        self._transact(actions, owners, writes)
+
+    def _transact(self, actions: list[dict[str, Any]], owners: list[int], writes: list[Write]) -> None:
         from botocore.exceptions import ClientError
 
         try:
@@ -346,7 +321,8 @@ class Store:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise _translate(exc) from exc
             reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
-            raise _cancellation_error(reasons, actions, write) from exc
+            types = {table: name for name, table in self._tables.items()}
+            raise _cancellation_error(reasons, actions, owners, writes, types) from exc
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -409,9 +385,73 @@ def _translate(exc: Any) -> errors.ApiError:
     raise exc
 
 
-def _cancellation_error(reasons: list[str], actions: list[dict[str, Any]], write: Write) -> errors.ApiError:
-    """Which condition of the transaction failed, in the domain's words."""
+def _actions(store: Store, write: Write, written: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The TransactWriteItems actions of one write: its current item (conditional on the version it
+    replaces), the copy of that version, its references' existence (in ``write.references`` order)
+    and its term items."""
     resource = write.resource
+    table = store.table(resource.resource_type)
+    current = {
+        "id": {"S": resource.id},
+        "resource": {"S": resource.text},
+        "versionId": {"N": str(resource.version_id)},
+        "lastUpdated": {"S": resource.last_updated},
+        **{name: {"S": value} for name, value in write.index_attributes.items()},
+    }
+    put_current: dict[str, Any] = {"TableName": table, "Item": current}
+    actions: list[dict[str, Any]] = [{"Put": put_current}]
+    superseded = write.superseded
+    if superseded is None:
+        put_current["ConditionExpression"] = "attribute_not_exists(id)"
+    else:
+        put_current["ConditionExpression"] = "versionId = :expected"
+        put_current["ExpressionAttributeValues"] = {":expected": {"N": str(superseded.version_id)}}
+        # No condition of its own: the current item's condition proves that ``superseded`` is still
+        # the current version, so every writer of this copy writes the same text, and a copy that
+        # older writers left of the then current version is rewritten unchanged.
+        actions.append(
+            {
+                "Put": {
+                    "TableName": store.settings.versions_table,
+                    "Item": {
+                        "resourceKey": {"S": f"{superseded.resource_type}/{superseded.id}"},
+                        "versionId": {"N": str(superseded.version_id)},
+                        "resource": {"S": superseded.text},
+                        "lastUpdated": {"S": superseded.last_updated},
+                    },
+                }
+            }
+        )
+    for reference in write.references:
+        if reference in written:
+            continue
+        reference_type, reference_id = reference
+        actions.append(
+            {
+                "ConditionCheck": {
+                    "TableName": store.table(reference_type),
+                    "Key": {"id": {"S": reference_id}},
+                    # Term items share the Patient table; only a resource item has `resource`.
+                    "ConditionExpression": "attribute_exists(#resource)",
+                    "ExpressionAttributeNames": {"#resource": "resource"},
+                }
+            }
+        )
+    for term in write.terms_added:
+        actions.append({"Put": _term_put(table, term, resource.id)})
+    for term in write.terms_removed:
+        actions.append({"Delete": {"TableName": table, "Key": {"id": {"S": term.key}}}})
+    return actions
+
+
+def _cancellation_error(
+    reasons: list[str],
+    actions: list[dict[str, Any]],
+    owners: list[int],
+    writes: list[Write],
+    types: dict[str, str],
+) -> errors.ApiError:
+    """Which condition of the transaction failed, in the domain's words, with the index of its write."""
     for index, reason in enumerate(reasons):
         if reason in TRANSIENT_ERRORS or reason == "TransactionConflict":
             return errors.ServiceUnavailable(
@@ -419,28 +459,37 @@ def _cancellation_error(reasons: list[str], actions: list[dict[str, Any]], write
             )
         if reason != "ConditionalCheckFailed":
             continue
-        if index == 0:
-            if write.expected_version is None:
-                return errors.VersionConflict(f"{resource.resource_type}/{resource.id} already exists.")
-            return errors.VersionConflict(
-                f"{resource.resource_type}/{resource.id} changed since version {write.expected_version} "
-                "was read; read it again and resend the update."
-            )
-        action = actions[index]
-        if "ConditionCheck" in action:
-            position = sum(1 for earlier in actions[:index] if "ConditionCheck" in earlier)
-            reference_type, reference_id = write.references[position]
-            return errors.BusinessRuleViolation(
-                f"The referenced {reference_type}/{reference_id} does not exist.",
-                expression=(f"{resource.resource_type}.subject",),
-            )
-        if "Put" in action:
-            key = action["Put"]["Item"]["id"]["S"]
-            return errors.DuplicateResource(
-                f"Another {resource.resource_type} already holds {key.split('|', 1)[-1]!r}.",
-                expression=(f"{resource.resource_type}.identifier",),
-            )
+        owner = owners[index]
+        error = _failed_condition(actions[index], writes[owner], owners.index(owner) == index, types)
+        error.write_index = owner
+        return error
     return errors.ServiceUnavailable("The write could not be completed; retry the request.")
+
+
+def _failed_condition(
+    action: dict[str, Any], write: Write, first: bool, types: dict[str, str]
+) -> errors.ApiError:
+    """The error of one failed condition: the write's own item (``first``), a reference, a claim."""
+    resource = write.resource
+    if first:
+        if write.expected_version is None:
+            return errors.VersionConflict(f"{resource.resource_type}/{resource.id} already exists.")
+        return errors.VersionConflict(
+            f"{resource.resource_type}/{resource.id} changed since version {write.expected_version} "
+            "was read; read it again and resend the update."
+        )
+    if "ConditionCheck" in action:
+        checked = action["ConditionCheck"]
+        reference_type, reference_id = types[checked["TableName"]], checked["Key"]["id"]["S"]
+        return errors.BusinessRuleViolation(
+            f"The referenced {reference_type}/{reference_id} does not exist.",
+            expression=(f"{resource.resource_type}.subject",),
+        )
+    key = action["Put"]["Item"]["id"]["S"]
+    return errors.DuplicateResource(
+        f"Another {resource.resource_type} already holds {key.split('|', 1)[-1]!r}.",
+        expression=(f"{resource.resource_type}.identifier",),
+    )
 
 
 def _term_put(table: str, term: Term, owner: str) -> dict[str, Any]:
