@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import requests
+from fhirclient import client as smart_client
+from fhirpy import SyncFHIRClient
 
 from local.dynamodb import DynamoDBLocal
 from local.stack import LocalStack
@@ -61,3 +63,40 @@ def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
 def records(local_stack: LocalStack) -> dict[str, str]:
     """A patient and an encounter made by an admin, for the routes that need ids."""
     return create_records(local_stack)
+
+
+@pytest.fixture
+def fhirpy_client(local_stack: LocalStack, token: Callable[..., str]) -> Callable[[str], SyncFHIRClient]:
+    """Factory of fhirpy clients for the local API, one bearer token per role."""
+    if local_stack.gateway is not None:
+        local_stack.gateway.activate()
+
+    def make(role: str) -> SyncFHIRClient:
+        return SyncFHIRClient(
+            local_stack.base_url,
+            authorization=f"Bearer {token(role)}",
+            requests_config={"timeout": REQUEST_TIMEOUT_SECONDS},
+        )
+
+    return make
+
+
+@pytest.fixture
+def smart(local_stack: LocalStack, token: Callable[..., str]) -> Callable[[str], smart_client.FHIRClient]:
+    """Factory of fhirclient clients holding a bearer token (an OAuth2 state with an access token)."""
+    if local_stack.gateway is not None:
+        local_stack.gateway.activate()
+
+    def make(role: str) -> smart_client.FHIRClient:
+        state = {
+            "app_id": "encounter-api-tests",
+            # A base restored from state is joined with relative paths as is: it needs its trailing slash.
+            "server": {
+                "base_uri": f"{local_stack.base_url}/",
+                "auth_type": "oauth2",
+                "auth": {"access_token": token(role)},
+            },
+        }
+        return smart_client.FHIRClient(state=state)
+
+    return make

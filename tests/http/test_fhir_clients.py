@@ -32,43 +32,6 @@ AMBULATORY = {"system": ACT_CODE, "code": "AMB", "display": "ambulatory"}
 REQUEST_TIMEOUT_SECONDS = 30
 
 
-@pytest.fixture
-def fhirpy_client(local_stack: LocalStack, token: Callable[..., str]) -> Callable[[str], SyncFHIRClient]:
-    """Factory of fhirpy clients for the local API, one bearer token per role."""
-    if local_stack.gateway is not None:
-        local_stack.gateway.activate()
-
-    def make(role: str) -> SyncFHIRClient:
-        return SyncFHIRClient(
-            local_stack.base_url,
-            authorization=f"Bearer {token(role)}",
-            requests_config={"timeout": REQUEST_TIMEOUT_SECONDS},
-        )
-
-    return make
-
-
-@pytest.fixture
-def smart(local_stack: LocalStack, token: Callable[..., str]) -> Callable[[str], smart_client.FHIRClient]:
-    """Factory of fhirclient clients holding a bearer token (an OAuth2 state with an access token)."""
-    if local_stack.gateway is not None:
-        local_stack.gateway.activate()
-
-    def make(role: str) -> smart_client.FHIRClient:
-        state = {
-            "app_id": "encounter-api-tests",
-            # A base restored from state is joined with relative paths as is: it needs its trailing slash.
-            "server": {
-                "base_uri": f"{local_stack.base_url}/",
-                "auth_type": "oauth2",
-                "auth": {"access_token": token(role)},
-            },
-        }
-        return smart_client.FHIRClient(state=state)
-
-    return make
-
-
 def encounter_body(patient_id: str, start: str, status: str = "planned") -> dict[str, Any]:
     """An Encounter as a client would write it."""
     return {
