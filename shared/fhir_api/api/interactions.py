@@ -109,7 +109,7 @@ def create(service: ResourceService, request: Request, context: Any) -> Response
     key = request.header("Idempotency-Key")
     if_none_exist = request.header("If-None-Exist")
     if if_none_exist:
-        existing = service.conditional_match(if_none_exist)
+        existing = service.conditional_match(if_none_exist, request.base_url)
         if existing is not None:
             return _resource_response(200, existing, request)
 

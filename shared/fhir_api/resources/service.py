@@ -148,23 +148,50 @@ class ResourceService:
         given, the bytes ``room`` leaves for entries (``search.engine`` runs it)."""
         return self.engine.search(query, room)
 
-    def conditional_match(self, criteria: str) -> StoredResource | None:
+    def conditional_match(self, criteria: str, base_url: str = "") -> StoredResource | None:
         """FHIR conditional create (If-None-Exist): the one existing match, None when there is none."""
+        if not self.definition.conditional_create:
+            raise errors.InvalidRequest(f"{self.resource_type} does not support If-None-Exist.")
+        matches = self.find_by_condition(criteria, base_url)
+        if len(matches) > 1:
+            raise errors.PreconditionFailed(f"If-None-Exist ({criteria}) matches more than one resource.")
+        return matches[0] if matches else None
+
+    def find_by_condition(self, condition: str, base_url: str = "") -> list[StoredResource]:
+        """The resources a conditional interaction's search criteria name, at most two (one is a match,
+        two are too many). The criteria come as clients write them: ``identifier=s|v``, ``?identifier=…``,
+        ``Encounter?identifier=…`` or the full URL ``[base]/Encounter?identifier=…``; strict handling."""
         from urllib.parse import parse_qs
 
         from fhir_api.search.parameters import parse_query
 
-        if not self.definition.conditional_create:
-            raise errors.InvalidRequest(f"{self.resource_type} does not support If-None-Exist.")
-        parsed = parse_qs(criteria.lstrip("?"), keep_blank_values=True)
+        query_text = self._condition_query(condition.strip(), base_url)
+        parsed = parse_qs(query_text, keep_blank_values=True)
         query = parse_query(parsed, self.definition.search_parameters, strict=True)
         if not query.groups:
-            raise errors.InvalidRequest("If-None-Exist needs at least one search criterion.")
+            raise errors.InvalidRequest(
+                f"The condition {condition!r} names no search criterion; a conditional interaction needs one."
+            )
         query.count = 2
-        page = self.search(query)
-        if len(page.matches) > 1:
-            raise errors.PreconditionFailed(f"If-None-Exist ({criteria}) matches more than one resource.")
-        return page.matches[0] if page.matches else None
+        return list(self.search(query).matches)
+
+    def _condition_query(self, condition: str, base_url: str) -> str:
+        """The query string of a condition, after checking the type (and base) it names."""
+        target, mark, query_text = condition.partition("?")
+        if not mark:
+            return target  # no "?": the condition is the query itself
+        target = target.rstrip("/")
+        if target.startswith(("http://", "https://")):
+            base, _, target = target.rpartition("/")
+            if base_url and base.rstrip("/") != base_url.rstrip("/"):
+                raise errors.InvalidRequest(
+                    f"The condition {condition!r} names another server; use {base_url}/{self.resource_type}?…"
+                )
+        if target not in ("", self.resource_type):
+            raise errors.InvalidRequest(
+                f"The condition {condition!r} names {target}, not {self.resource_type}."
+            )
+        return query_text
 
     # -- helpers -----------------------------------------------------------------------------------
 
