@@ -50,7 +50,7 @@ LOAD_CHUNK = 2_000
 GOALS = {
     "cold_start_ratio_read": 1.3,
     "cold_start_ratio_write": 2.0,
-    "handler_overhead_ratio": 1.3,
+    "handler_overhead_ratio": 1.15,
     "search_scaling_ratio": 1.3,
 }
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-
 from fhir_api import audit, errors, observability
 from fhir_api.api import interactions
 from fhir_api.api.http import Request, Response
@@ -32,13 +30,14 @@ def make_handler(function: str) -> LambdaHandler:
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # Every line the request logs, its audit record included, carries the Lambda context and the
         # API Gateway request id (the one logger the package writes through; tests may swap it).
-        logged = audit.get_logger().inject_lambda_context(
-            answer, correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-        )
+        logged = audit.get_logger().inject_lambda_context(answer, clear_state=True)
         return logged(event, context)
 
     def answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
+        # API Gateway's request id as the correlation id, read directly: Powertools' JMESPath query for
+        # the same path costs more than the rest of the logger's work on every request.
+        audit.get_logger().set_correlation_id(_gateway_request_id(event))
         settings = get_settings()
         request = Request.from_event(event, settings.public_base_url)
         served = route or _route_for_path(request)
@@ -82,6 +81,13 @@ def make_handler(function: str) -> LambdaHandler:
         return response.to_proxy()
 
     return observability.with_tracing(observability.with_metrics(handler))
+
+
+def _gateway_request_id(event: dict[str, Any]) -> str | None:
+    """``requestContext.requestId`` of a REST API proxy event (Powertools' API_GATEWAY_REST path)."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    request_id = context.get("requestId") if isinstance(context, dict) else None
+    return request_id if isinstance(request_id, str) else None
 
 
 def _audited_id(request: Request, response: Response) -> str | None:

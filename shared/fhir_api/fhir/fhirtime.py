@@ -94,7 +94,17 @@ def parse_canonical(instant: str) -> datetime:
     """Read a canonical instant back as an aware UTC datetime; ``ValueError`` if it is not one."""
     if not isinstance(instant, str) or not _CANONICAL_RE.fullmatch(instant):
         raise ValueError(f"not a canonical instant (YYYY-MM-DDTHH:MM:SS.ffffffZ): {instant!r}")
-    return datetime.strptime(instant[:-1], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=_UTC)
+    # Fixed positions (the pattern just matched): several times faster than strptime on every answer.
+    return datetime(
+        int(instant[0:4]),
+        int(instant[5:7]),
+        int(instant[8:10]),
+        int(instant[11:13]),
+        int(instant[14:16]),
+        int(instant[17:19]),
+        int(instant[20:26]),
+        tzinfo=_UTC,
+    )
 
 
 def canonical_now() -> str:

@@ -23,7 +23,7 @@ class StoredResource:
     def document(self) -> dict[str, Any]:
         """The resource parsed (decimals kept exact), once: a search may test it more than once.
         Callers read it and never change it."""
-        parsed: dict[str, Any] = fhirjson.loads(self.text)
+        parsed: dict[str, Any] = fhirjson.loads_stored(self.text)
         return parsed
 
 
