@@ -151,7 +151,8 @@ def _import_model(type_path: str) -> Model:
 
 
 def model_issues(model: Model, resource_type: str, body: dict[str, Any]) -> list[Issue]:
-    """What the model itself refuses in ``body``, each issue naming its element by FHIRPath."""
+    """What the model itself refuses in ``body``, each issue naming its element by FHIRPath: the
+    reference the walk is tested against (writes do not run it, see ``validation.validate_resource``)."""
     from pydantic import ValidationError
 
     try:
