@@ -27,11 +27,11 @@ SUMMARY_MODES = ("true", "text", "data")
 @cache
 def element_names(resource_type: str) -> frozenset[str]:
     """The names ``_elements`` may list for ``resource_type``: its top-level elements as JSON spells
-    them, and a choice's base name (``deceased`` for ``deceasedBoolean``)."""
+    them, a choice's base name (``deceased`` for ``deceasedBoolean``) and ``resourceType`` (fhirpy's
+    ``elements()`` adds it to every list)."""
     found = models.elements(models.resource_model(resource_type)).values()
-    return frozenset(element.name for element in found) | frozenset(
-        element.choice for element in found if element.choice
-    )
+    names = {element.name for element in found} | {element.choice for element in found if element.choice}
+    return frozenset(names | ALWAYS_KEPT)
 
 
 def subset(
