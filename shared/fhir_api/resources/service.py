@@ -16,16 +16,11 @@ from fhir_api.fhir import fhirjson, fhirtime
 from fhir_api.fhir.ids import FHIR_ID
 from fhir_api.resources.base import ResourceDefinition
 from fhir_api.search.engine import SearchEngine, SearchPage
-from fhir_api.search.parameters import SearchQuery
+from fhir_api.search.parameters import MAX_CHAINED_MATCHES, MAX_REVINCLUDED, SearchQuery
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
 from fhir_api.store.dynamo import Store
 from fhir_api.store.types import StoredResource, Write
-
-# A chain may find at most this many patients (each is an index partition the search then reads).
-MAX_CHAINED_MATCHES = 100
-# _revinclude brings at most this many resources per page (HAPI caps them too).
-MAX_REVINCLUDED = 100
 
 
 @dataclass

@@ -91,6 +91,10 @@ MAX_OR_VALUES = 20
 MAX_AND_GROUPS = 10
 MAX_PARAMETERS = 30
 MAX_VALUE_LENGTH = 1024
+# A chain may find at most this many resources (each is an index partition the search then reads).
+MAX_CHAINED_MATCHES = 100
+# _revinclude brings at most this many resources per page (HAPI caps them too).
+MAX_REVINCLUDED = 100
 
 RESULT_PARAMETERS = frozenset(
     {"_count", "_sort", "_summary", "_total", "_totalMethod", "_page", "_include", "_revinclude", "_elements"}
