@@ -144,7 +144,7 @@ def parse_elements(result: SearchQuery, value: str, options: SearchOptions, unus
         else:
             unused.add(
                 "_elements",
-                f"_elements names '{name[:64]}', which is not an element of this resource",
+                f"Result parameter '_elements' names '{name[:64]}', which is not an element of this resource",
                 "it was left out of the list",
             )
     result.elements = tuple(names)
