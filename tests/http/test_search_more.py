@@ -141,13 +141,9 @@ def test_every_role_may_post_a_search(
 
 def test_post_search_needs_a_token_and_a_search_scope(api: Any, people: dict[str, str]) -> None:
     assert api.post("Encounter/_search", data={"status": "finished"}, headers=FORM).status_code == 401
-    scoped = {
-        "Authorization": f"Bearer {issuer.mint_access_token('system/Encounter.r', audience=None)}"
-    }
+    scoped = {"Authorization": f"Bearer {issuer.mint_access_token('system/Encounter.r', audience=None)}"}
     assert api.post("Encounter/_search", data={}, headers={**scoped, **FORM}).status_code == 403
-    searching = {
-        "Authorization": f"Bearer {issuer.mint_access_token('system/Encounter.s', audience=None)}"
-    }
+    searching = {"Authorization": f"Bearer {issuer.mint_access_token('system/Encounter.s', audience=None)}"}
     assert api.post("Encounter/_search", data={}, headers={**searching, **FORM}).status_code == 200
 
 
