@@ -10,6 +10,7 @@ import pytest
 from handler_calls import Answer, call, create_encounter, create_patient, ids_of, next_link, search
 
 from fhir_api.resources import service as service_module
+from fhir_api.settings import reset_settings
 from tests._logs import captured_logs
 
 pytestmark = pytest.mark.usefixtures("ddb_tables")
@@ -344,3 +345,45 @@ def test_post_search_refuses_other_bodies_and_altered_tokens(clinic: dict[str, A
     assert call("patient_search", "GET", "/api/fhir/Patient", query={"_page": [token]}).status == 400
     assert search("Encounter", _page=token, status="finished").status == 400
     assert _post_search("Encounter", {"status": "made-up"}).status == 400
+
+
+@pytest.mark.parametrize("budget", [10, 14, 20, 30])
+@pytest.mark.parametrize(
+    ("resource_type", "params"),
+    [
+        ("Encounter", {"_include": "Encounter:subject", "_count": "4"}),
+        ("Encounter", {"patient.given": "peter", "_include": "Encounter:patient"}),
+        ("Patient", {"given": "peter", "_revinclude": "Encounter:subject"}),
+    ],
+)
+def test_a_small_read_budget_never_leaves_includes_out_silently(
+    clinic: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    budget: int,
+    resource_type: str,
+    params: dict[str, str],
+) -> None:
+    # Given a read budget too small for some of these searches and what they include
+    monkeypatch.setenv("SEARCH_READ_BUDGET", str(budget))
+    reset_settings()
+    # When each is run
+    answer = search(resource_type, **params)
+    # Then it is refused as too costly, or answered with every included resource or a warning saying
+    # some were left out
+    if answer.status == 400:
+        assert answer.body["issue"][0]["code"] == "too-costly"
+        return
+    bundle = _ok(answer)
+    matches = [entry["resource"] for entry in bundle.get("entry", []) if entry["search"]["mode"] == "match"]
+    included = {
+        entry["resource"]["id"] for entry in bundle.get("entry", []) if entry["search"]["mode"] == "include"
+    }
+    warned = any(entry["search"]["mode"] == "outcome" for entry in bundle.get("entry", []))
+    if resource_type == "Encounter":
+        expected = {match["subject"]["reference"].split("/")[1] for match in matches}
+    else:
+        owners = {"p1": "peter", "p2": "peter", "a1": "anna", "o1": "ada"}
+        shown = {match["id"] for match in matches}
+        expected = {clinic[encounter] for encounter, owner in owners.items() if clinic[owner] in shown}
+    assert included <= expected
+    assert included == expected or warned

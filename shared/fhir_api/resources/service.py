@@ -152,7 +152,7 @@ class ResourceService:
             query.chain_matches = self._chain_subjects(query, budget)
         including = bool(query.include or query.revinclude) and not query.summary_count and query.count > 0
         # Kept back from the page's own reads, so that what it includes can still be read.
-        reserve = budget.limit // 4 if including else 0
+        reserve = min(budget.limit // 4, max(budget.free, 0) // 2) if including else 0
         budget.hold(reserve)
         page = self.engine.search(query, room, budget)
         budget.release(reserve)
@@ -170,12 +170,12 @@ class ResourceService:
 
         [target] = self.definition.chained_parameters
         chained = query.chained_query()
-        keys = ", ".join(sorted({f"{reference}.{group.key}" for reference, group in query.chains}))
+        keys = tuple(sorted({f"{reference}.{group.key}" for reference, group in query.chains}))
         too_costly = errors.SearchTooCostly(
-            f"{keys} matches more than {MAX_CHAINED_MATCHES} patients (or more than this search may read); "
-            "narrow it: an identifier (patient.identifier=system|value), a birth date, a fuller name, or "
-            "search by subject.",
-            expression=tuple(sorted({f"{reference}.{group.key}" for reference, group in query.chains})),
+            f"{', '.join(keys)} matches more than {MAX_CHAINED_MATCHES} patients (or more than this search "
+            "may read); narrow it: an identifier (patient.identifier=system|value), a birth date, a fuller "
+            "name, or search by subject.",
+            expression=keys,
         )
         engine = SearchEngine(DEFINITIONS[target], self.store, self.settings)
         return engine.matching_ids(chained, budget, MAX_CHAINED_MATCHES, too_costly)
@@ -190,11 +190,17 @@ class ResourceService:
         by_type: dict[str, list[str]] = {}
         for resource_type, resource_id in wanted:
             by_type.setdefault(resource_type, []).append(resource_id)
-        found = {
-            (resource_type, resource_id): stored
-            for resource_type, ids in by_type.items()
-            for resource_id, stored in self.store.many(resource_type, ids, budget).items()
-        }
+        found: dict[tuple[str, str], StoredResource] = {}
+        if len(wanted) <= budget.left:
+            for resource_type, ids in by_type.items():
+                for resource_id, stored in self.store.many(resource_type, ids, budget).items():
+                    found[(resource_type, resource_id)] = stored
+        else:
+            page.included_left_out = (
+                "The resources this page's matches reference were left out: reading them would pass the "
+                "read limit of one request; ask for a smaller page (_count) or a narrower search."
+            )
+            return
         left_out = 0
         for key in wanted:
             included = found.get(key)
