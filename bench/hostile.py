@@ -43,6 +43,10 @@ SEARCHES: dict[str, dict[str, list[str]]] = {
     "status=<all 9 codes>&_total=accurate": {"status": [EVERY_STATUS], "_total": ["accurate"]},
     "_sort=_lastUpdated": {"_sort": ["_lastUpdated"]},
     "_sort=-_lastUpdated&status=finished": {"_sort": ["-_lastUpdated"], "status": ["finished"]},
+    # A chain every patient meets, and one page of encounters with each patient included.
+    "patient.family=family&_count=100": {"patient.family": ["family"], "_count": ["100"]},
+    "patient.birthdate=ge1900&_total=accurate": {"patient.birthdate": ["ge1900"], "_total": ["accurate"]},
+    "_include=Encounter:subject&_count=100": {"_include": ["Encounter:subject"], "_count": ["100"]},
 }
 DEEP = ("class=EMER&_count=100, next links", {"class": [f"{ACT_CODE}|EMER"], "_count": ["100"]})
 

@@ -52,6 +52,8 @@ def _resource_routes(resource_type: str) -> tuple[Route, ...]:
     return (
         Route(f"{name}_create", "POST", base, resource_type, "create"),
         Route(f"{name}_search", "GET", base, resource_type, "search-type"),
+        # FHIR's search by form body, which keeps names and identifiers out of URLs and access logs.
+        Route(f"{name}_search_post", "POST", f"{base}/_search", resource_type, "search-type"),
         Route(f"{name}_read", "GET", f"{base}/{{id}}", resource_type, "read"),
         Route(f"{name}_update", "PUT", f"{base}/{{id}}", resource_type, "update"),
         Route(f"{name}_history", "GET", f"{base}/{{id}}/_history", resource_type, "history-instance"),
@@ -166,9 +168,7 @@ def route_for_function(function: str) -> Route:
     raise KeyError(function)
 
 
-def path_parameters(
-    template: str, path: str, decode: Callable[[str], str] = str
-) -> dict[str, str] | None:
+def path_parameters(template: str, path: str, decode: Callable[[str], str] = str) -> dict[str, str] | None:
     """The parameters of ``path`` under the path template ``template``, or None when it does not match.
 
     ``{name}`` takes one non-empty segment, ``{name+}`` the rest of the path (at least one segment).

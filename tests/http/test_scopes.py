@@ -31,23 +31,26 @@ AUDIT_TRAIL = {"audit_event_search", "audit_event_read"}
 CLINICAL = ALL - SUBSCRIPTIONS - AUDIT_TRAIL
 ENCOUNTER_READS = {"encounter_read", "encounter_vread", "encounter_history"}
 PATIENT_READS = {"patient_read", "patient_vread", "patient_history"}
-READS = ENCOUNTER_READS | PATIENT_READS | {"encounter_search", "patient_search"}
+# A search is the same interaction by GET and by POST _search (a form body).
+ENCOUNTER_SEARCH = {"encounter_search", "encounter_search_post"}
+PATIENT_SEARCH = {"patient_search", "patient_search_post"}
+READS = ENCOUNTER_READS | PATIENT_READS | ENCOUNTER_SEARCH | PATIENT_SEARCH
 TOKEN_ENDPOINT = "https://auth.clinic.example/oauth2/token"
 
 # name: (role or "", scope claim, the functions the token may call)
 CASES: dict[str, tuple[str, str, set[str]]] = {
-    "encounters read-only": ("", "system/Encounter.rs", ENCOUNTER_READS | {"encounter_search"}),
+    "encounters read-only": ("", "system/Encounter.rs", ENCOUNTER_READS | ENCOUNTER_SEARCH),
     "patients create and update, no read": ("", "system/Patient.cu", {"patient_create", "patient_update"}),
-    "encounter search only": ("", "system/Encounter.s", {"encounter_search"}),
+    "encounter search only": ("", "system/Encounter.s", ENCOUNTER_SEARCH),
     "encounter read without search": ("", "system/Encounter.r", ENCOUNTER_READS),
     "every type read-only": ("", "system/*.rs", READS),
     "every type, every permission": ("", "system/*.cruds", CLINICAL),
     "two scopes": (
         "",
         "system/Encounter.rs system/Patient.c",
-        ENCOUNTER_READS | {"encounter_search", "patient_create"},
+        ENCOUNTER_READS | ENCOUNTER_SEARCH | {"patient_create"},
     ),
-    "v1 read": ("", "system/Patient.read", PATIENT_READS | {"patient_search"}),
+    "v1 read": ("", "system/Patient.read", PATIENT_READS | PATIENT_SEARCH),
     "v1 write": ("", "system/Encounter.write", {"encounter_create", "encounter_update"}),
     "v1 star": ("", "system/*.*", CLINICAL),
     "no scope names Subscription": ("", "system/Subscription.cruds", set()),
@@ -62,7 +65,7 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
     "user scope narrowing a practitioner": (
         "practitioner",
         "user/Encounter.rs",
-        ENCOUNTER_READS | {"encounter_search"},
+        ENCOUNTER_READS | ENCOUNTER_SEARCH,
     ),
     "user scope cannot widen an auditor": ("auditor", "user/*.cruds", READS),
     "role and system scope add up": ("auditor", "system/Patient.c", READS | AUDIT_TRAIL | {"patient_create"}),

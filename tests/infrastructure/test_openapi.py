@@ -164,13 +164,30 @@ def test_search_parameters_equal_the_search_parameter_tables(openapi: dict[str, 
         # Given the resource's search parameter table
         table = set(definition.search_parameters)
 
+        # with the chains it offers, and the result parameters that apply to it
+        chains = {
+            f"{parameter.name}.{chained}"
+            for parameter in definition.search_parameters.values()
+            for target in parameter.target
+            for chained in definition.chained_parameters.get(target, {})
+        }
+        control = CONTROL_PARAMETERS - {
+            name
+            for name, offered in (
+                ("_include", definition.includes),
+                ("_revinclude", definition.revincludes),
+                ("_elements", definition.subsettable),
+            )
+            if not offered
+        }
+
         # When the search operation's query parameters are read
         route = next(r for r in ROUTES if r.resource_type == resource_type and r.interaction == "search-type")
         query = {p["name"] for p in parameters(openapi, route.path, route.method) if p["in"] == "query"}
 
-        # Then they are the table plus the paging, sorting and format parameters, nothing else
-        assert query - CONTROL_PARAMETERS == table, resource_type
-        assert query & CONTROL_PARAMETERS == CONTROL_PARAMETERS, resource_type
+        # Then they are the table plus its chains, the paging, sorting and format parameters, nothing else
+        assert query - control - chains == table, resource_type
+        assert query & CONTROL_PARAMETERS == control, resource_type
 
 
 def test_sort_values_equal_the_resources_sorts(openapi: dict[str, Any]) -> None:

@@ -183,7 +183,13 @@ def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     if route.interaction == "history-instance":
         return {table: {"dynamodb:GetItem"}, versions: {"dynamodb:Query"}}
     if route.interaction == "search-type":
-        return {index: {"dynamodb:Query"}, table: {"dynamodb:BatchGetItem"}}
+        # Encounter searches read patients (chains, _include), Patient searches encounters (_revinclude).
+        other = "Patient" if route.resource_type == "Encounter" else "Encounter"
+        grants = {index: {"dynamodb:Query"}, table: {"dynamodb:BatchGetItem"}}
+        if route.resource_type in ("Encounter", "Patient"):
+            grants[(f"{other}sTable", "index")] = {"dynamodb:Query"}
+            grants[(f"{other}sTable", "table")] = {"dynamodb:BatchGetItem"}
+        return grants
     grants: dict[tuple[str, str], set[str]] = {table: {"dynamodb:PutItem"}}
     if route.interaction == "update":
         # the copy of the version it replaces

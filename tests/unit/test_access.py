@@ -23,6 +23,9 @@ def functions(*names: str) -> set[str]:
 
 ENCOUNTER_READS = functions("encounter_read", "encounter_vread", "encounter_history")
 PATIENT_READS = functions("patient_read", "patient_vread", "patient_history")
+# A search is the same interaction by GET and by POST _search (a form body).
+ENCOUNTER_SEARCH = functions("encounter_search", "encounter_search_post")
+PATIENT_SEARCH = functions("patient_search", "patient_search_post")
 AUDIT_TRAIL = functions("audit_event_search", "audit_event_read")
 
 
@@ -103,9 +106,9 @@ def test_scopes_come_from_scope_or_scp() -> None:
 
 
 def test_system_scopes_grant_their_permission_letters() -> None:
-    assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | {"encounter_search"}
+    assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | ENCOUNTER_SEARCH
     assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update"}
-    assert allowed(scopes=("system/Encounter.s",)) == {"encounter_search"}
+    assert allowed(scopes=("system/Encounter.s",)) == ENCOUNTER_SEARCH
     assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS
     # ``*`` is every clinical type: the audit trail is granted only by its name
     everything = {route.function for route in ROUTES if route.smart_permission} - AUDIT_TRAIL
@@ -113,10 +116,10 @@ def test_system_scopes_grant_their_permission_letters() -> None:
     assert allowed(scopes=("system/AuditEvent.rs",)) == AUDIT_TRAIL
     assert allowed(scopes=("system/AuditEvent.cruds",)) == AUDIT_TRAIL
     assert allowed(scopes=("system/*.*",)) == everything
-    assert allowed(scopes=("system/*.read",)) == ENCOUNTER_READS | PATIENT_READS | {
-        "encounter_search",
-        "patient_search",
-    }
+    assert (
+        allowed(scopes=("system/*.read",))
+        == ENCOUNTER_READS | PATIENT_READS | ENCOUNTER_SEARCH | PATIENT_SEARCH
+    )
     assert allowed(scopes=("system/Encounter.write",)) == {"encounter_create", "encounter_update"}
 
 
@@ -126,7 +129,7 @@ def test_roles_and_system_scopes_add_up() -> None:
 
 def test_user_scopes_narrow_the_role_and_need_one() -> None:
     # Given a practitioner (reads and writes both types) whose app was granted encounter reads only
-    assert allowed(("practitioner",), ("user/Encounter.rs",)) == ENCOUNTER_READS | {"encounter_search"}
+    assert allowed(("practitioner",), ("user/Encounter.rs",)) == ENCOUNTER_READS | ENCOUNTER_SEARCH
     # An auditor's app asking for everything still only reads
     assert allowed(("auditor",), ("user/*.cruds",)) == allowed(("auditor",)) - AUDIT_TRAIL
     assert allowed(("auditor",), ("user/AuditEvent.rs",)) == AUDIT_TRAIL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
@@ -28,6 +28,9 @@ class Definition:
     search_parameters: Mapping[str, SearchParameter]
     conditional_create: bool
     safety_rules: tuple[SafetyRule, ...] = ()
+    chained_parameters: Mapping[str, Mapping[str, SearchParameter]] = field(default_factory=dict)
+    includes: Mapping[str, str] = field(default_factory=dict)
+    revincludes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 RESOURCES = [
@@ -99,6 +102,29 @@ def test_each_resource_documents_its_clinical_safety_rules() -> None:
         assert lines == [f"- {rule.describe()}" for rule in rules]
         assert rules and all(rule.element.startswith(resource["type"]) for rule in rules)
         assert all(rule.status in (400, 409, 422) and rule.reason for rule in rules)
+
+
+def test_includes_revincludes_and_chains_are_advertised() -> None:
+    # When the statement is built from the served resource definitions
+    statement = capability_statement(BASE, list(DEFINITIONS.values()))
+    resources = {resource["type"]: resource for resource in statement["rest"][0]["resource"]}
+    encounter_entry, patient_entry = resources["Encounter"], resources["Patient"]
+
+    # Then Encounter includes its patient and Patient revincludes its encounters, nothing more
+    assert encounter_entry["searchInclude"][:2] == ["Encounter:subject", "Encounter:patient"]
+    assert "searchRevInclude" not in encounter_entry
+    assert patient_entry["searchRevInclude"][:2] == ["Encounter:subject", "Encounter:patient"]
+    assert "searchInclude" not in patient_entry
+    # And the chains are documented on the resource and on the reference parameters
+    assert "`patient.identifier`" in encounter_entry["documentation"]
+    assert "`subject.birthdate`" in encounter_entry["documentation"]
+    subject = next(param for param in encounter_entry["searchParam"] if param["name"] == "subject")
+    assert "subject.{identifier, name, family, given, birthdate}" in subject["documentation"]
+    # And the rest documentation explains POST _search, _summary and _elements
+    documentation = statement["rest"][0]["documentation"]
+    assert "POST [type]/_search" in documentation and "SUBSETTED" in documentation
+    # And the statement is still valid R4
+    CapabilityStatement.model_validate(statement)
 
 
 def test_the_readme_lists_exactly_the_clinical_safety_rules_of_the_code() -> None:

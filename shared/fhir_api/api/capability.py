@@ -21,9 +21,11 @@ from fhir_api.routes import API_PREFIX, RESTRICTED_TYPES, ROLE_INTERACTIONS, ROU
 from fhir_api.search.parameters import (
     DEFAULT_COUNT,
     MAX_AND_GROUPS,
+    MAX_CHAINED_MATCHES,
     MAX_COUNT,
     MAX_OR_VALUES,
     MAX_PARAMETERS,
+    MAX_REVINCLUDED,
     SearchParameter,
 )
 
@@ -52,6 +54,15 @@ class ResourceDefinition(Protocol):
 
     @property
     def safety_rules(self) -> Sequence[SafetyRule]: ...
+
+    @property
+    def chained_parameters(self) -> Mapping[str, Mapping[str, SearchParameter]]: ...
+
+    @property
+    def includes(self) -> Mapping[str, str]: ...
+
+    @property
+    def revincludes(self) -> Mapping[str, tuple[str, str]]: ...
 
 
 class SafetyRule(Protocol):
@@ -95,12 +106,24 @@ def _search_documentation() -> str:
         f"`_count` defaults to {DEFAULT_COUNT} and is capped at {MAX_COUNT}; "
         "`_summary=count` returns the total only; `_total=accurate` counts every match (fhirpy's "
         "`_totalMethod=count` is read as the same); the next link carries a signed page token.\n\n"
+        "`POST [type]/_search` takes the same parameters as a form body "
+        "(`application/x-www-form-urlencoded`; parameters in the URL are added) and answers the same "
+        "Bundle; its `self` and `next` links carry the query sealed (encrypted) in `_page`, so names and "
+        "identifiers stay out of URLs and access logs, and a GET of them continues the same search.\n\n"
+        "`_summary=true|text|data` and `_elements=a,b` (top-level elements) subset every resource of the "
+        "answer, on search, read and vread: `resourceType`, `id`, `meta` and the mandatory elements are "
+        "always kept and each subsetted resource carries the `SUBSETTED` tag; `_elements` applies to the "
+        "matches, `_summary` to included resources too. `_include` and `_revinclude` (see searchInclude and "
+        "searchRevInclude) add each referenced or referencing resource once per page with `search.mode` "
+        "`include`, never counted in `total`; when some cannot be given (more than "
+        f"{MAX_REVINCLUDED} per page, or the read or response limits), an OperationOutcome entry "
+        "(`search.mode` `outcome`) says so.\n\n"
         "Search handling is strict by default (with or without `Prefer: handling=strict`): a search "
-        "parameter or modifier not listed here, a chain (`patient.name`, `subject:Patient.name`), `_has`, "
-        "a result parameter not listed here (`_include`, `_revinclude`, `_elements`, `_contained`, "
-        "`_summary=true|text|data`), a parameter without a value, or a `status`/`gender` code outside its "
-        "required value set is refused with 400 and an OperationOutcome whose issues name each one "
-        "(`expression`) and list the supported parameters; nothing is searched. With "
+        "parameter, modifier or chain not listed here, `_has`, a result parameter not listed here "
+        "(`_contained`, `_graph`), an `_include`/`_revinclude` the resource does not list (`*` included), "
+        "an `_elements` name the resource lacks, a parameter without a value, or a `status`/`gender` code "
+        "outside its required value set is refused with 400 and an OperationOutcome whose issues name each "
+        "one (`expression`) and list the supported parameters; nothing is searched. With "
         "`Prefer: handling=lenient` each is left out of the search and of the self link, and the Bundle "
         "carries an OperationOutcome entry (`search.mode` = `outcome`) with a warning for each parameter "
         "left out or whose codes were dropped. A code in another code system than the value set's matches "
@@ -138,13 +161,35 @@ def _security(cors: bool, token_endpoint: str | None) -> dict[str, Any]:
     return security
 
 
-def _search_param(parameter: SearchParameter) -> dict[str, Any]:
+def _search_param(parameter: SearchParameter, definition: ResourceDefinition) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": parameter.name}
     if parameter.definition:
         entry["definition"] = parameter.definition
     entry["type"] = parameter.type
-    entry["documentation"] = parameter.documentation
+    entry["documentation"] = parameter.documentation + "".join(
+        f" Chains (R4 has no element for them): {parameter.name}.{{{', '.join(chained)}}} search the "
+        f"{target} as {target}?{{name}}= does; also written {parameter.name}:{target}.{{name}}."
+        for target in parameter.target
+        if (chained := definition.chained_parameters.get(target))
+    )
     return entry
+
+
+def _chain_documentation(definition: ResourceDefinition) -> str | None:
+    """The chained parameters of a resource, for its documentation (R4's searchParam lists none)."""
+    chains = [
+        f"`{parameter.name}.{name}`"
+        for parameter in definition.search_parameters.values()
+        for target in parameter.target
+        for name in definition.chained_parameters.get(target, {})
+    ]
+    if not chains:
+        return None
+    return (
+        f"Chained search parameters: {', '.join(chains)} (and the `:Patient` forms, `subject:Patient.name`). "
+        f"A chain may find at most {MAX_CHAINED_MATCHES} patients (400 too-costly beyond, saying what to "
+        "narrow); its patients and their encounters are read within the search's one read budget."
+    )
 
 
 def _safety_documentation(rules: Sequence[SafetyRule]) -> str:
@@ -168,9 +213,21 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
     }
-    if definition.safety_rules:
-        entry["documentation"] = _safety_documentation(definition.safety_rules)
-    parameters = [_search_param(parameter) for parameter in definition.search_parameters.values()]
+    documentation = [
+        text
+        for text in (
+            _safety_documentation(definition.safety_rules) if definition.safety_rules else None,
+            _chain_documentation(definition),
+        )
+        if text
+    ]
+    if documentation:
+        entry["documentation"] = "\n\n".join(documentation)
+    if definition.includes:
+        entry["searchInclude"] = list(definition.includes)
+    if definition.revincludes:
+        entry["searchRevInclude"] = list(definition.revincludes)
+    parameters = [_search_param(parameter, definition) for parameter in definition.search_parameters.values()]
     if parameters:
         entry["searchParam"] = parameters
     return entry

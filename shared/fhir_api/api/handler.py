@@ -74,7 +74,7 @@ def make_handler(function: str) -> LambdaHandler:
             scopes=caller.scopes if caller else (),
             interaction=served.interaction if served else None,
             patients=response.patients,
-            query=tuple(request.query),
+            query=response.query_names if response.query_names is not None else tuple(request.query),
             client_address=((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp"),
             method=request.method,
         )

@@ -70,6 +70,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     # For the audit record only, never sent: the patients whose data the answer held or the write touched.
     patients: tuple[str, ...] = ()
+    # For the audit record only: the names of the search parameters, when not all are in the URL (a POST
+    # _search's form body, a sealed page token).
+    query_names: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy (kept as the first answer of an idempotent request)."""

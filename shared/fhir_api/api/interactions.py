@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import format_datetime
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
@@ -92,15 +93,30 @@ def smart_configuration(settings: Settings) -> Response:
 
 
 def read(service: ResourceService, request: Request) -> Response:
-    """GET [type]/[id]."""
+    """GET [type]/[id] (``_summary``, ``_elements`` subset it)."""
+    subset = _read_subset(service, request)
     stored = service.read(request.path_params.get("id", ""))
-    return _resource_response(200, stored, request)
+    return _resource_response(200, stored, request, subset=subset)
 
 
 def vread(service: ResourceService, request: Request) -> Response:
-    """GET [type]/[id]/_history/[vid]."""
+    """GET [type]/[id]/_history/[vid] (``_summary``, ``_elements`` subset it)."""
+    subset = _read_subset(service, request)
     stored = service.vread(request.path_params.get("id", ""), request.path_params.get("vid", ""))
-    return _resource_response(200, stored, request)
+    return _resource_response(200, stored, request, subset=subset)
+
+
+def _read_subset(service: ResourceService, request: Request) -> _Subset:
+    """The ``_summary``/``_elements`` of a read, parsed as a search's (strict); count is a search's."""
+    from fhir_api.search.parameters import parse_query
+
+    asked = {name: values for name, values in request.query.items() if name in ("_summary", "_elements")}
+    if not asked:
+        return _Subset()
+    query = parse_query(asked, {}, strict=True, options=service.definition.search_options())
+    if query.summary_count:
+        raise errors.InvalidRequest("_summary=count counts search results; a read returns one resource.")
+    return _Subset(query.summary, query.elements, service.resource_type)
 
 
 def create(service: ResourceService, request: Request, context: Any) -> Response:
@@ -176,36 +192,121 @@ def history(service: ResourceService, request: Request) -> Response:
 
 
 def search(service: ResourceService, request: Request) -> Response:
-    """GET [type]?params: a searchset Bundle with self and next links. Strict handling (the default)
-    refuses what the search would not use; lenient leaves it out and reports it in an outcome entry."""
+    """GET [type]?params and POST [type]/_search (form body): a searchset Bundle with self and next
+    links. Strict handling (the default) refuses what the search would not use; lenient leaves it out
+    and reports it in an outcome entry. A POST search's links carry its query sealed (``search.sealed``),
+    and so do the links of a page reached through one."""
     from fhir_api.search.parameters import parse_query
 
+    parameters, sealed = _search_parameters(service, request)
     query = parse_query(
-        request.query,
+        parameters,
         service.definition.search_parameters,
         strict=not prefers_lenient_handling(request.header("Prefer")),
-        sorts=service.definition.sort_parameters,
+        options=service.definition.search_options(),
     )
     canonical = query.canonical()
-    self_url = f"{request.base_url}/{service.resource_type}" + (f"?{canonical}" if canonical else "")
-    room = _page_room(service.settings, "searchset", self_url, lambda stored: _search_entry(request, stored))
+    base = f"{request.base_url}/{service.resource_type}"
+    if sealed:
+        self_url = _sealed_url(service, base, canonical, query.page)
+    else:
+        self_url = base + (f"?{canonical}" if canonical else "")
+    subset = _Subset(query.summary, query.elements, service.resource_type)
+
+    def entry(stored: StoredResource) -> str:
+        mode = "match" if stored.resource_type == service.resource_type else "include"
+        return _search_entry(request, stored, subset, mode)
+
+    room = _page_room(service.settings, "searchset", self_url, entry, sealed)
     page = service.search(query, room)
     links = [{"relation": "self", "url": self_url}]
-    if page.next_token:
+    if page.next_token and sealed:
+        links.append({"relation": "next", "url": _sealed_url(service, base, canonical, page.next_token)})
+    elif page.next_token:
         separator = "&" if canonical else "?"
         links.append({"relation": "next", "url": f"{self_url}{separator}_page={quote(page.next_token)}"})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if page.total is not None:
         bundle["total"] = page.total
     bundle["link"] = links
-    entries: list[Any] = [RawJson(_search_entry(request, stored)) for stored in page.matches]
-    if query.warnings:
+    entries: list[Any] = [RawJson(entry(stored)) for stored in (*page.matches, *page.included)]
+    warnings = list(query.warnings)
+    if page.included_left_out:
+        warnings.append(errors.Issue("incomplete", page.included_left_out, severity="warning"))
+    if warnings:
         from fhir_api.api.outcome import operation_outcome
 
-        entries.append({"resource": operation_outcome(list(query.warnings)), "search": {"mode": "outcome"}})
+        entries.append({"resource": operation_outcome(warnings), "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
-    return Response(200, fhirjson.dumps(bundle), patients=patient_ids(page.matches))
+    return Response(
+        200,
+        fhirjson.dumps(bundle),
+        patients=patient_ids((*page.matches, *page.included)),
+        query_names=tuple(parameters),
+    )
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def _search_parameters(service: ResourceService, request: Request) -> tuple[dict[str, list[str]], bool]:
+    """The parameters of a search and whether its links are sealed: the URL's, plus a POST's form
+    body; a sealed page token (``_page=s1.…``) stands for the whole query it carries."""
+    from urllib.parse import parse_qs
+
+    from fhir_api.search import sealed
+
+    parameters = {name: list(values) for name, values in request.query.items()}
+    posted = request.method == "POST"
+    if posted:
+        media_type = (request.header("Content-Type") or "").partition(";")[0].strip().lower()
+        body = request.body or b""
+        if body.strip() and media_type != FORM_TYPE:
+            raise errors.UnsupportedMediaType(
+                f"POST _search takes its parameters as {FORM_TYPE} (got {media_type or 'no Content-Type'})."
+            )
+        if len(body) > service.settings.max_body_bytes:
+            raise errors.PayloadTooLarge(
+                f"The body is {len(body)} bytes; the limit is {service.settings.max_body_bytes}."
+            )
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
+        except (UnicodeDecodeError, ValueError):
+            raise errors.InvalidRequest(f"The body is not a valid {FORM_TYPE} form (UTF-8).") from None
+        for name, values in form.items():
+            parameters.setdefault(name, []).extend(values)
+    tokens = parameters.get("_page") or []
+    if not any(sealed.is_sealed(token) for token in tokens):
+        return parameters, posted
+    others = sorted(set(parameters) - {"_page", "_format", "_pretty"})
+    if len(tokens) != 1 or others:
+        raise errors.InvalidRequest(
+            "A sealed page token carries its whole search; send it alone (got also "
+            f"{', '.join(others) or 'a second _page'}).",
+            expression=("_page",),
+        )
+    from fhir_api.store.secrets import page_token_secret
+
+    carried = sealed.unseal(tokens[0], page_token_secret(service.settings), service.resource_type)
+    restored = parse_qs(carried.query, keep_blank_values=True)
+    if carried.page:
+        restored["_page"] = [carried.page]
+    return restored, True
+
+
+def _sealed_url(service: ResourceService, base: str, canonical: str, page: str | None) -> str:
+    """A link to the page ``page`` (None: the first) of a search whose query must stay out of URLs."""
+    from fhir_api.search import sealed
+    from fhir_api.store.secrets import page_token_secret
+
+    token = sealed.seal(
+        sealed.SealedSearch(canonical, page),
+        page_token_secret(service.settings),
+        service.resource_type,
+        service.settings.page_token_ttl_seconds,
+    )
+    return f"{base}?_page={token}"
 
 
 def prefers_lenient_handling(prefer: str | None) -> bool:
@@ -216,6 +317,26 @@ def prefers_lenient_handling(prefer: str | None) -> bool:
         if token.strip().lower() == "handling":
             return value.strip().strip('"').lower() == "lenient"
     return False
+
+
+@dataclass(frozen=True)
+class _Subset:
+    """What part of each resource an answer shows (``fhir.subsetting``): the ``_summary`` mode and the
+    ``_elements`` of ``resource_type`` (other types' resources, included ones, get the summary only)."""
+
+    summary: str | None = None
+    elements: tuple[str, ...] = ()
+    resource_type: str = ""
+
+    def text(self, stored: StoredResource) -> str:
+        """The resource's JSON text, subsetted as asked."""
+        from fhir_api.fhir.subsetting import subset
+
+        elements = self.elements if stored.resource_type == self.resource_type else ()
+        if not self.summary and not elements:
+            return stored.text
+        document = subset(stored.document, stored.resource_type, self.summary, elements)
+        return stored.text if document is None else fhirjson.dumps(document)
 
 
 INTERACTIONS: dict[str, Callable[[ResourceService, Request], Response]] = {
@@ -257,12 +378,15 @@ def apply_cors(request: Request, response: Response, settings: Settings) -> None
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _search_entry(request: Request, stored: StoredResource) -> str:
-    """A searchset entry, as JSON text."""
+def _search_entry(
+    request: Request, stored: StoredResource, subset: _Subset | None = None, mode: str = "match"
+) -> str:
+    """A searchset entry (``mode`` match or include), as JSON text."""
     stored = _presented(stored)
+    text = subset.text(stored) if subset is not None else stored.text
     # Written out rather than through fhirjson.dumps: a page builds (and sizes) up to 100 of these.
     full_url = encode_basestring(f"{request.base_url}/{stored.resource_type}/{stored.id}")
-    return f'{{"fullUrl":{full_url},"resource":{stored.text},"search":{{"mode":"match"}}}}'
+    return f'{{"fullUrl":{full_url},"resource":{text},"search":{{"mode":"{mode}"}}}}'
 
 
 def _history_entry(request: Request, stored: StoredResource) -> str:
@@ -287,11 +411,17 @@ def _history_entry(request: Request, stored: StoredResource) -> str:
 
 
 def _page_room(
-    settings: Settings, bundle_type: str, self_url: str, entry: Callable[[StoredResource], str]
+    settings: Settings,
+    bundle_type: str,
+    self_url: str,
+    entry: Callable[[StoredResource], str],
+    sealed: bool = False,
 ) -> PageRoom:
     """The bytes a page of ``bundle_type`` has for entries under MAX_RESPONSE_BYTES: what is left after
-    the bundle's total, its links (a next link of the longest page token) and the proxy response."""
+    the bundle's total, its links (a next link of the longest page token, sealed or not), a warning
+    entry and the proxy response."""
     from fhir_api.search.paging import MAX_TOKEN_LENGTH
+    from fhir_api.search.sealed import MAX_SEALED_LENGTH
 
     skeleton = {
         "resourceType": "Bundle",
@@ -299,16 +429,23 @@ def _page_room(
         "total": 10**12,
         "link": [
             {"relation": "self", "url": self_url},
-            {"relation": "next", "url": f"{self_url}&_page={'x' * MAX_TOKEN_LENGTH}"},
+            {
+                "relation": "next",
+                "url": f"{self_url}&_page={'x' * (MAX_SEALED_LENGTH if sealed else MAX_TOKEN_LENGTH)}",
+            },
         ],
-        "entry": [],
+        "entry": [{"resource": {"resourceType": "OperationOutcome", "text": "x" * 2048}}],
     }
     proxy = Response(200, fhirjson.dumps(skeleton)).to_proxy()
     return page_room(settings.max_response_bytes, proxy, entry)
 
 
 def _resource_response(
-    status: int, stored: StoredResource, request: Request, location: bool = False
+    status: int,
+    stored: StoredResource,
+    request: Request,
+    location: bool = False,
+    subset: _Subset | None = None,
 ) -> Response:
     stored = _presented(stored)
     headers = {
@@ -332,7 +469,7 @@ def _resource_response(
         from fhir_api.api.outcome import operation_outcome
 
         return Response(status, operation_outcome([issue]), headers, patients)
-    return Response(status, stored.text, headers, patients)
+    return Response(status, subset.text(stored) if subset else stored.text, headers, patients)
 
 
 def _presented(stored: StoredResource) -> StoredResource:

@@ -47,6 +47,7 @@ class Element:
     type_path: str | None  # "fhir.resources.R4B.reference.Reference" for a complex type, None for a primitive
     choice: str | None  # "deceased" for deceasedBoolean / deceasedDateTime
     required: bool  # minimum cardinality 1 (for a choice: one of its types is required)
+    summary: bool = False  # FHIR's isSummary: part of the resource's summary (``_summary=true``)
 
     @property
     def primitive(self) -> bool:
@@ -138,6 +139,7 @@ def elements(model: Model) -> Mapping[str, Element]:
             type_path=target,
             choice=choice if isinstance(choice, str) else None,
             required=required,
+            summary=bool(extra.get("summary_element_property")),
         )
     return MappingProxyType(found)
 

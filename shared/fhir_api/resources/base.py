@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fhir_api.search.parameters import SearchParameter, SearchQuery
+from fhir_api.search.parameters import SearchOptions, SearchParameter, SearchQuery
 from fhir_api.settings import Settings
 from fhir_api.store.types import ListedEntry, Listing, StoredResource, Term
 
@@ -80,7 +80,28 @@ class ResourceDefinition(ABC):
     safety_rules: tuple[SafetyRule, ...] = ()
     search_parameters: dict[str, SearchParameter] = {}
     sort_parameters: tuple[str, ...] = ()
+    # Chains: target type -> the parameters of that type a chain on a reference to it may name.
+    chained_parameters: dict[str, dict[str, SearchParameter]] = {}
+    # _include values -> the type they include (through ``references``); _revinclude values -> the
+    # (type, reference parameter) whose resources point at the matches.
+    includes: dict[str, str] = {}
+    revincludes: dict[str, tuple[str, str]] = {}
+    # Whether answers may be subsetted (_summary=true|text|data, _elements): FHIR resources only.
+    subsettable: bool = False
     conditional_create: bool = False
+
+    def search_options(self) -> SearchOptions:
+        """What this type's searches accept beyond its parameter table (``parse_query``)."""
+        from fhir_api.fhir.subsetting import element_names
+
+        resource_type = self.resource_type
+        return SearchOptions(
+            sorts=self.sort_parameters,
+            chained=self.chained_parameters,
+            includes=tuple(self.includes),
+            revincludes=tuple(self.revincludes),
+            elements=(lambda: element_names(resource_type)) if self.subsettable else None,
+        )
 
     def validate(self, document: Any) -> dict[str, Any]:
         """The resource as sent, minus ``id`` and ``meta``; InvalidResource when it is not FHIR R4."""

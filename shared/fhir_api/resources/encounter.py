@@ -20,7 +20,12 @@ from fhir_api.resources.base import (
     intersection,
     shared_safety_rules,
 )
-from fhir_api.resources.search_parameters import ENCOUNTER_PARAMETERS, ENCOUNTER_SORTS
+from fhir_api.resources.search_parameters import (
+    ENCOUNTER_CHAINS,
+    ENCOUNTER_PARAMETERS,
+    ENCOUNTER_SORTS,
+    SUBJECT_INCLUDES,
+)
 from fhir_api.search import dates, tokens
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.settings import Settings
@@ -88,6 +93,9 @@ class EncounterDefinition(ResourceDefinition):
     resource_type = "Encounter"
     search_parameters = ENCOUNTER_PARAMETERS
     sort_parameters = ENCOUNTER_SORTS
+    chained_parameters = ENCOUNTER_CHAINS
+    includes = {value: "Patient" for value in SUBJECT_INCLUDES}
+    subsettable = True
     safety_rules = SAFETY_RULES
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
@@ -123,8 +131,11 @@ class EncounterDefinition(ResourceDefinition):
         low, high = dates.key_bounds(query.values("date"))
         if low is not None and high is not None and low >= high:
             return MATCHES_NOTHING  # contradictory dates
-        if query.has("subject") or query.has("patient"):
-            by, keys = "subject", intersection(query.values("subject") + query.values("patient"))
+        chained = [list(query.chain_matches)] if query.chain_matches is not None else []
+        if chained and not chained[0]:
+            return MATCHES_NOTHING  # the chains found no patient
+        if chained or query.has("subject") or query.has("patient"):
+            by, keys = "subject", intersection(chained + query.values("subject") + query.values("patient"))
         elif (statuses := _indexed_statuses(query)) is not None:
             by, keys = "status", statuses
         else:
@@ -152,6 +163,8 @@ class EncounterDefinition(ResourceDefinition):
         if not all_groups_match(query.values("_id"), lambda value: value == stored.id):
             return False
         patient = subject_id(resource)
+        if query.chain_matches is not None and patient not in query.chain_matches:
+            return False
         for name in SUBJECT_PARAMETERS:
             if not all_groups_match(query.values(name), lambda value: value == patient):
                 return False

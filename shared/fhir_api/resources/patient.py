@@ -35,7 +35,7 @@ from fhir_api.resources.base import (
     intersection,
     shared_safety_rules,
 )
-from fhir_api.resources.search_parameters import PATIENT_PARAMETERS, PATIENT_SORTS
+from fhir_api.resources.search_parameters import PATIENT_PARAMETERS, PATIENT_SORTS, SUBJECT_INCLUDES
 from fhir_api.search import dates, tokens
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.search.strings import exact, name_terms
@@ -78,6 +78,8 @@ class PatientDefinition(ResourceDefinition):
     resource_type = "Patient"
     search_parameters = PATIENT_PARAMETERS
     sort_parameters = PATIENT_SORTS
+    revincludes = {value: ("Encounter", "subject") for value in SUBJECT_INCLUDES}
+    subsettable = True
     conditional_create = True
     safety_rules = SAFETY_RULES
 

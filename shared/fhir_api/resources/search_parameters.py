@@ -158,4 +158,19 @@ PATIENT_PARAMETERS: dict[str, SearchParameter] = parameter_table(
 )
 
 ENCOUNTER_SORTS: tuple[str, ...] = ("date", "-date", "_lastUpdated", "-_lastUpdated")
+
+# The Patient parameters a chain on Encounter's subject (patient.family, subject:Patient.identifier)
+# may name: those a clinic looks a patient up by, each served by the patient's search terms.
+CHAINED_PATIENT_PARAMETERS = ("identifier", "name", "family", "given", "birthdate")
+ENCOUNTER_CHAINS: dict[str, dict[str, SearchParameter]] = {
+    "Patient": {name: PATIENT_PARAMETERS[name] for name in CHAINED_PATIENT_PARAMETERS}
+}
+# Encounter's references to its patient, as _include (on Encounter) and _revinclude (on Patient)
+# name them: subject and patient are the same reference here.
+SUBJECT_INCLUDES: tuple[str, ...] = (
+    "Encounter:subject",
+    "Encounter:patient",
+    "Encounter:subject:Patient",
+    "Encounter:patient:Patient",
+)
 PATIENT_SORTS: tuple[str, ...] = ()

@@ -16,7 +16,7 @@ from fhir_api.fhir import fhirjson, fhirtime
 from fhir_api.fhir.ids import FHIR_ID
 from fhir_api.resources.base import ResourceDefinition
 from fhir_api.search.engine import SearchEngine, SearchPage
-from fhir_api.search.parameters import SearchQuery
+from fhir_api.search.parameters import MAX_CHAINED_MATCHES, MAX_REVINCLUDED, SearchQuery
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
 from fhir_api.store.dynamo import Store
@@ -145,8 +145,103 @@ class ResourceService:
 
     def search(self, query: SearchQuery, room: PageRoom | None = None) -> SearchPage:
         """One page of the resources matching ``query``, within the request's read budget and, when
-        given, the bytes ``room`` leaves for entries (``search.engine`` runs it)."""
-        return self.engine.search(query, room)
+        given, the bytes ``room`` leaves for entries (``search.engine`` runs it). Chains are resolved
+        first and _include/_revinclude read after, all within the same budget."""
+        budget = ReadBudget(self.settings.search_read_budget)
+        if query.chains:
+            query.chain_matches = self._chain_subjects(query, budget)
+        including = bool(query.include or query.revinclude) and not query.summary_count and query.count > 0
+        # Kept back from the page's own reads, so that what it includes can still be read.
+        reserve = min(budget.limit // 4, max(budget.free, 0) // 2) if including else 0
+        budget.hold(reserve)
+        page = self.engine.search(query, room, budget)
+        budget.release(reserve)
+        if including and page.matches:
+            if query.include:
+                self._include(page, room, budget)
+            if query.revinclude:
+                self._revinclude(page, query, room, budget)
+        return page
+
+    def _chain_subjects(self, query: SearchQuery, budget: ReadBudget) -> tuple[str, ...]:
+        """The ids of the patients the query's chains find (``patient.family=…``), read within
+        ``budget``; SearchTooCostly when they are more than a search may list encounters of."""
+        from fhir_api.resources import DEFINITIONS
+
+        [target] = self.definition.chained_parameters
+        chained = query.chained_query()
+        keys = tuple(sorted({f"{reference}.{group.key}" for reference, group in query.chains}))
+        too_costly = errors.SearchTooCostly(
+            f"{', '.join(keys)} matches more than {MAX_CHAINED_MATCHES} patients (or more than this search "
+            "may read); narrow it: an identifier (patient.identifier=system|value), a birth date, a fuller "
+            "name, or search by subject.",
+            expression=keys,
+        )
+        engine = SearchEngine(DEFINITIONS[target], self.store, self.settings)
+        return engine.matching_ids(chained, budget, MAX_CHAINED_MATCHES, too_costly)
+
+    def _include(self, page: SearchPage, room: PageRoom | None, budget: ReadBudget) -> None:
+        """_include: the resources the page's matches reference, each once, in the order first named."""
+        wanted: dict[tuple[str, str], None] = {}
+        for stored in page.matches:
+            for target in self.definition.references(stored.document):
+                if target[1]:
+                    wanted.setdefault(target)
+        by_type: dict[str, list[str]] = {}
+        for resource_type, resource_id in wanted:
+            by_type.setdefault(resource_type, []).append(resource_id)
+        found: dict[tuple[str, str], StoredResource] = {}
+        if len(wanted) <= budget.left:
+            for resource_type, ids in by_type.items():
+                for resource_id, stored in self.store.many(resource_type, ids, budget).items():
+                    found[(resource_type, resource_id)] = stored
+        else:
+            page.included_left_out = (
+                "The resources this page's matches reference were left out: reading them would pass the "
+                "read limit of one request; ask for a smaller page (_count) or a narrower search."
+            )
+            return
+        left_out = 0
+        for key in wanted:
+            included = found.get(key)
+            if included is None:
+                continue
+            if room is not None and not room.admit(included):
+                left_out += 1
+                continue
+            page.included.append(included)
+        if left_out:
+            page.included_left_out = (
+                f"{left_out} included resource(s) were left out: the answer would exceed the largest "
+                "response this server sends; ask for a smaller page (_count)."
+            )
+
+    def _revinclude(
+        self, page: SearchPage, query: SearchQuery, room: PageRoom | None, budget: ReadBudget
+    ) -> None:
+        """_revinclude: the resources that reference the page's matches, at most MAX_REVINCLUDED per
+        page, within the budget and the room; a note says when some were left out."""
+        from fhir_api.resources import DEFINITIONS
+        from fhir_api.search.parameters import ParameterGroup
+
+        ids = tuple(stored.id for stored in page.matches)
+        sources = dict.fromkeys(query.revinclude_sources(self.definition.revincludes))
+        for source_type, parameter in sources:
+            referring = SearchQuery(count=MAX_REVINCLUDED)
+            referring.groups[parameter] = [ParameterGroup(parameter, "", ids, ",".join(ids))]
+            engine = SearchEngine(DEFINITIONS[source_type], self.store, self.settings)
+            try:
+                found = engine.search(referring, room, budget)
+            except errors.SearchTooCostly:
+                found = SearchPage([], None, "unread")
+            page.included.extend(found.matches)
+            if found.next_token is not None:
+                page.included_left_out = (
+                    f"Only {len(found.matches)} of the {source_type} resources that reference this page's "
+                    f"matches are included (at most {MAX_REVINCLUDED} per page, within the read and "
+                    f"response limits); search {source_type}?{parameter}=<id> for each match to see them "
+                    "all, or ask for a smaller page (_count)."
+                )
 
     def conditional_match(self, criteria: str, base_url: str = "") -> StoredResource | None:
         """FHIR conditional create (If-None-Exist): the one existing match, None when there is none."""

@@ -35,6 +35,9 @@ class SearchPage:
     matches: list[StoredResource]
     total: int | None
     next_token: str | None
+    # _include/_revinclude: the resources the page's matches bring along, and why some were left out.
+    included: list[StoredResource] = field(default_factory=list)
+    included_left_out: str | None = None
 
 
 @dataclass
@@ -75,15 +78,18 @@ class SearchEngine:
         self.settings = settings
         self.resource_type = definition.resource_type
 
-    def search(self, query: SearchQuery, room: PageRoom | None = None) -> SearchPage:
-        """One page of the resources matching ``query``, within the request's read budget and, when
-        given, the bytes ``room`` leaves for entries."""
+    def search(
+        self, query: SearchQuery, room: PageRoom | None = None, budget: ReadBudget | None = None
+    ) -> SearchPage:
+        """One page of the resources matching ``query``, within the request's read ``budget`` (a new one
+        when not given) and, when given, the bytes ``room`` leaves for entries."""
         from fhir_api.resources.base import IdLookup
 
         plan = self.definition.plan(query)
         query_key = query.query_key(self.resource_type)
         position = paging.verify(query.page, self._secret(), query_key) if query.page else {}
-        request = _SearchRun(query, query_key, position, ReadBudget(self.settings.search_read_budget), room)
+        budget = budget or ReadBudget(self.settings.search_read_budget)
+        request = _SearchRun(query, query_key, position, budget, room)
         if isinstance(plan, IdLookup):
             return self._search_ids(plan, request)
         if plan.in_memory_sort is not None:
@@ -171,20 +177,44 @@ class SearchEngine:
                 return True
         return False
 
-    # -- every match at once: totals and in-memory sorts ------------------------------------------
+    # -- every match at once: totals, in-memory sorts, chains -------------------------------------
+
+    def matching_ids(
+        self, query: SearchQuery, budget: ReadBudget, most: int, too_costly: errors.SearchTooCostly
+    ) -> tuple[str, ...]:
+        """The ids of every match of ``query`` (the target of a chain), sorted; ``too_costly`` when
+        there are more than ``most`` or finding them would read more than ``budget`` allows."""
+        from fhir_api.resources.base import IdLookup
+
+        plan = self.definition.plan(query)
+        if isinstance(plan, IdLookup):
+            found = self.store.many(self.resource_type, plan.ids, budget)
+            ids = [i for i in plan.ids if i in found and self.definition.matches(found[i], query)]
+        else:
+            ids = list(self._every_match(plan, query, budget, "", False, too_costly, most))
+        if len(ids) > most:
+            raise too_costly
+        return tuple(sorted(ids))
 
     def _every_match(
-        self, plan: SearchPlan, query: SearchQuery, budget: ReadBudget, purpose: str, resources: bool
+        self,
+        plan: SearchPlan,
+        query: SearchQuery,
+        budget: ReadBudget,
+        purpose: str,
+        resources: bool,
+        too_costly: errors.SearchTooCostly | None = None,
+        most: int | None = None,
     ) -> dict[str, StoredResource | None]:
         """Every match of the whole search by id, its resource read when ``resources`` (or when the
-        listed entry alone cannot decide); SearchTooCostly when that would read more than ``budget``
-        allows."""
+        listed entry alone cannot decide); SearchTooCostly (``too_costly`` when given) when that would
+        read more than ``budget`` allows or find more than ``most`` matches."""
         reader = MergedIndexReader(self.store, plan.listing, page_size=500, budget=budget)
         decided = not resources and self.definition.index_decides(query)
         matches: dict[str, StoredResource | None] = {}
         batch: list[str] = []
         leave_out = "_total=accurate, _summary=count and _count=0" if purpose == "Counting" else "_sort"
-        too_costly = errors.SearchTooCostly(
+        refusal = too_costly or errors.SearchTooCostly(
             f"{purpose} this search would read more than {budget.limit} items from the database; narrow "
             f"it (subject, status or date) or leave out {leave_out}."
         )
@@ -195,23 +225,27 @@ class SearchEngine:
                 if self.definition.matches(stored, query):
                     matches[stored.id] = stored
             batch.clear()
+            if most is not None and len(matches) > most:
+                raise refusal
 
         for entry in reader:
             if not self.definition.entry_may_match(entry, query):
                 continue
             if decided:
                 matches[entry.owner] = None
+                if most is not None and len(matches) > most:
+                    raise refusal
                 continue
             if budget.free < 1:
                 take()
             if budget.free < 1:
-                raise too_costly
+                raise refusal
             budget.hold(1)
             batch.append(entry.owner)
             if len(batch) >= BATCH_GET_LIMIT:
                 take()
         if reader.stopped_by_budget:
-            raise too_costly
+            raise refusal
         if batch:
             take()
         return matches

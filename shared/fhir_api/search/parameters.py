@@ -11,11 +11,14 @@ Semantics:
 - Parsed values, by parameter type: ``date`` -> ``dates.DateCriterion``; ``token`` -> ``tokens.TokenValue``;
   ``reference`` -> the target id (``Patient/{id}`` or ``{id}``, ``str``); ``string`` -> ``StringValue``;
   ``_id`` -> the id (``str``).
+- Chains (``patient.family=x``, ``subject:Patient.identifier=s|v``): a reference parameter whose target
+  type has a table in ``chained`` takes the target's parameters named there (one level, with their own
+  modifiers); they are kept in ``SearchQuery.chains`` and searched on the target by the service.
 - Handling (FHIR's ``Prefer: handling``): ``strict`` (the default) refuses with 400 whatever the
   server would not use: an unknown parameter, a modifier the table entry does not declare
-  (``SearchParameter.modifiers``), a chain (``patient.name``, ``subject:Patient.name``) or ``_has``, a
-  result parameter that is not implemented (``_include``, ``_revinclude``, ``_elements``,
-  ``_contained``, ``_summary=text``...), a parameter without a value (``status=``) and a code outside
+  (``SearchParameter.modifiers``), any other chain or ``_has``, a result parameter that is not
+  implemented (``_contained``, ``_graph``), an ``_include``/``_revinclude`` the resource does not offer,
+  an ``_elements`` name the resource lacks, a parameter without a value (``status=``) and a code outside
   the required value set of a bound token (``status=made-up``). One OperationOutcome issue per query
   key names it (``expression``) and lists what the resource supports. Nothing is searched, since
   silently dropping a criterion would answer a wider question than the one asked. Lenient (``strict=False``,
@@ -31,8 +34,10 @@ Semantics:
 - ``_count``: default 20; 0 returns only the total; above 100 it is capped to 100 (the server may
   page as it likes); negative, non-integer or repeated is 400.
 - ``_sort``: one of the values the resource allows (``sorts``), one key only; anything else is 400.
-- ``_summary``: ``count`` (total only) and ``false`` (the default) are honoured; ``true``, ``text`` and
-  ``data`` are not implemented (refused, or ignored under lenient handling); any other value is 400.
+- ``_summary``: ``count`` (total only), ``true``, ``text``, ``data`` (``SearchQuery.summary``, for the
+  presentation) and ``false`` (the default); any other value is 400. ``_elements=a,b`` (the names of
+  ``elements``) cannot be combined with a ``_summary`` other than ``false`` (400).
+- ``_include`` / ``_revinclude``: repeatable, each value one of ``includes`` / ``revincludes``.
 - ``_total``: ``none``, ``estimate`` or ``accurate`` (kept in ``SearchQuery.total``); else 400.
   ``_totalMethod`` (Aidbox's name, which fhirpy's ``count()`` sends) is the same request, ``count``
   meaning ``accurate``; it is written as ``_total`` in ``canonical()``.
@@ -55,6 +60,7 @@ Standard library only (plus this package's errors).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
@@ -66,6 +72,12 @@ from urllib.parse import quote
 from fhir_api.errors import InvalidRequest, Issue, SearchTooCostly
 from fhir_api.fhir.ids import FHIR_ID as ID_RE
 from fhir_api.search.dates import parse_date_param
+from fhir_api.search.handling import (
+    SearchOptions,
+    Unused,
+    parse_elements,
+    parse_includes,
+)
 from fhir_api.search.strings import normalize_text
 from fhir_api.search.tokens import TokenValue, parse_token, split_escaped, unescape
 
@@ -79,18 +91,23 @@ MAX_OR_VALUES = 20
 MAX_AND_GROUPS = 10
 MAX_PARAMETERS = 30
 MAX_VALUE_LENGTH = 1024
+# A chain may find at most this many resources (each is an index partition the search then reads).
+MAX_CHAINED_MATCHES = 100
+# _revinclude brings at most this many resources per page (HAPI caps them too).
+MAX_REVINCLUDED = 100
 
-RESULT_PARAMETERS = frozenset({"_count", "_sort", "_summary", "_total", "_totalMethod", "_page"})
-# FHIR result parameters this server does not implement (named as such when refused).
-UNIMPLEMENTED_RESULT_PARAMETERS = frozenset(
-    {"_include", "_revinclude", "_elements", "_contained", "_containedType", "_graph"}
+RESULT_PARAMETERS = frozenset(
+    {"_count", "_sort", "_summary", "_total", "_totalMethod", "_page", "_include", "_revinclude", "_elements"}
 )
+# FHIR result parameters this server does not implement (named as such when refused).
+UNIMPLEMENTED_RESULT_PARAMETERS = frozenset({"_contained", "_containedType", "_graph"})
 # Read by the HTTP layer (content negotiation); never a search criterion.
 TRANSPORT_PARAMETERS = frozenset({"_format", "_pretty"})
 TOTAL_MODES = frozenset({"none", "estimate", "accurate"})
 # Aidbox's _totalMethod (sent by fhirpy's count()) -> the _total it means.
 TOTAL_METHOD_MODES = {"none": "none", "estimate": "estimate", "accurate": "accurate", "count": "accurate"}
-UNSUPPORTED_SUMMARY_MODES = frozenset({"true", "text", "data"})
+# _summary modes that subset the resources shown (``fhir.subsetting``); count and false are handled apart.
+SUBSET_SUMMARY_MODES = frozenset({"true", "text", "data"})
 
 _DIGITS_RE = re.compile(r"[0-9]+")
 
@@ -166,6 +183,14 @@ class SearchQuery:
     page: str | None = None
     # Under lenient handling: what was left out of the search, one warning issue per query key.
     warnings: tuple[Issue, ...] = ()
+    # Chained criteria: (the reference as written, ``patient`` or ``subject:Patient``, the target's group).
+    chains: list[tuple[str, ParameterGroup]] = field(default_factory=list)
+    # The ids the chains resolved to (set by the service before planning); None without chains.
+    chain_matches: tuple[str, ...] | None = None
+    include: tuple[str, ...] = ()
+    revinclude: tuple[str, ...] = ()
+    summary: str | None = None  # true, text or data
+    elements: tuple[str, ...] = ()
 
     def has(self, name: str) -> bool:
         """Whether the query constrains parameter ``name``."""
@@ -179,9 +204,27 @@ class SearchQuery:
         """The occurrences of ``name`` with their modifiers."""
         return list(self.groups.get(name, []))
 
+    def revinclude_sources(self, offered: Mapping[str, tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (type, reference parameter) of each _revinclude asked, as ``offered`` maps them."""
+        return [offered[value] for value in self.revinclude if value in offered]
+
+    def chained_query(self) -> SearchQuery:
+        """The chains' criteria as one search of their target (the single subject meets them all)."""
+        target = SearchQuery()
+        for _, group in self.chains:
+            target.groups.setdefault(group.name, []).append(group)
+        return target
+
     def canonical(self) -> str:
         """A stable, encoded query string of the recognised parameters (sorted; ``_page`` left out)."""
         pairs = [(group.key, group.raw) for groups in self.groups.values() for group in groups]
+        pairs.extend((f"{reference}.{group.key}", group.raw) for reference, group in self.chains)
+        pairs.extend(("_include", value) for value in self.include)
+        pairs.extend(("_revinclude", value) for value in self.revinclude)
+        if self.summary:
+            pairs.append(("_summary", self.summary))
+        if self.elements:
+            pairs.append(("_elements", ",".join(self.elements)))
         pairs.append(("_count", str(self.count)))
         if self.sort:
             pairs.append(("_sort", self.sort))
@@ -193,8 +236,13 @@ class SearchQuery:
         return "&".join(f"{quote(key, safe=':')}={quote(value, safe=',|:/')}" for key, value in pairs)
 
     def query_key(self, resource_type: str) -> str:
-        """What a page token is bound to: the resource type and the canonical query."""
-        return f"{resource_type}?{self.canonical()}"
+        """What a page token is bound to: the resource type, the canonical query and, for a chained
+        search, the subjects its chains resolved to (the token's partition cursors are theirs)."""
+        key = f"{resource_type}?{self.canonical()}"
+        if self.chain_matches is not None:
+            digest = hashlib.sha256(",".join(sorted(self.chain_matches)).encode("utf-8")).hexdigest()
+            key += f"#chain={digest}"
+        return key
 
 
 def _bad(name: str, message: str) -> InvalidRequest:
@@ -211,74 +259,10 @@ def _single(name: str, values: Sequence[str]) -> str:
     return values[0]
 
 
-def supported_parameters(parameters: Mapping[str, SearchParameter], sorts: Collection[str]) -> str:
-    """One sentence listing what a resource's searches accept (said with every refusal)."""
-    names = [
-        name
-        for parameter in parameters.values()
-        for name in (parameter.name, *(f"{parameter.name}:{modifier}" for modifier in parameter.modifiers))
-    ]
-    return (
-        f"Supported search parameters: {', '.join(names)}; result parameters: _count, "
-        f"_sort ({', '.join(sorts) if sorts else 'none'}), _summary (count, false), "
-        "_total (none, estimate, accurate), _page."
-    )
-
-
-class _Unused:
-    """What a query asks that the server would not use, one issue per query key (so the answer stays
-    small however many values are sent): strict makes them the error issues of one 400 (``finish``),
-    lenient warning issues while the search goes on without them."""
-
-    def __init__(
-        self, strict: bool, parameters: Mapping[str, SearchParameter], sorts: Collection[str]
-    ) -> None:
-        self.strict = strict
-        self.parameters = parameters
-        self.sorts = sorts
-        # (query key, issue code) -> (what is wrong, what leaving it out means); codes by query key.
-        self.problems: dict[tuple[str, str], tuple[str, str]] = {}
-        self.codes: dict[str, list[str]] = {}
-
-    def add(self, key: str, problem: str, when_ignored: str, code: str = "not-supported") -> None:
-        """``problem``: what is wrong with ``key``; ``when_ignored``: what leaving it out means."""
-        self.problems.setdefault((key, code), (problem, when_ignored))
-
-    def unknown_code(self, key: str, parameter: SearchParameter, code: str) -> None:
-        """A code the parameter's required value set lacks (no resource can hold it)."""
-        codes = self.codes.setdefault(key, [])
-        if code not in codes:
-            codes.append(code)
-        listed = ", ".join(f"'{value[:64]}'" for value in codes)
-        one = len(codes) == 1
-        self.problems[(key, "code-invalid")] = (
-            f"{listed} {'is not a' if one else 'are not'} {parameter.name} code{'' if one else 's'} "
-            f"({parameter.name} takes {', '.join(parameter.codes)})",
-            f"{'it was' if one else 'they were'} left out of the search "
-            "(a list left with no code matches nothing)",
-        )
-
-    def finish(self) -> tuple[Issue, ...]:
-        """The warnings (lenient); raise the 400 when strict and anything was unused."""
-        if not self.strict:
-            return tuple(
-                Issue(code, f"{problem}; {when_ignored}.", (key,), severity="warning")
-                for (key, code), (problem, when_ignored) in self.problems.items()
-            )
-        if self.problems:
-            supported = supported_parameters(self.parameters, self.sorts)
-            issues = [
-                Issue(code, f"{problem}. {supported}", (key,))
-                for (key, code), (problem, _) in self.problems.items()
-            ]
-            raise InvalidRequest(issues[0].diagnostics, expression=issues[0].expression, issues=issues)
-        return ()
-
-
 def _unsupported_reason(name: str, modifier: str, parameter: SearchParameter | None) -> str | None:
     """Why a query key (``name[:modifier]``) is not something this server searches by; None when it is."""
     if "." in name or "." in modifier:
-        return "chained searches are not implemented"
+        return "only the chains listed below are supported"
     if name == "_has":
         return "reverse chaining is not implemented"
     if name in RESULT_PARAMETERS or name in TRANSPORT_PARAMETERS:
@@ -353,7 +337,7 @@ def _parse_value(raw: str, parameter: SearchParameter, modifier: str, now: datet
 
 
 def _parse_group(
-    key: str, raw: str, parameter: SearchParameter, now: datetime | None, unused: _Unused
+    key: str, raw: str, parameter: SearchParameter, now: datetime | None, unused: Unused
 ) -> ParameterGroup:
     name, _, modifier = key.partition(":")
     if len(raw) > MAX_VALUE_LENGTH:
@@ -389,13 +373,16 @@ def parse_query(
     strict: bool,
     sorts: Collection[str] = (),
     now: datetime | None = None,
+    options: SearchOptions | None = None,
 ) -> SearchQuery:
     """Parse a search query (``multiValueQueryStringParameters``) against a parameter table.
 
     ``strict`` refuses (400) what the server would not use, lenient (False) leaves it out with a warning
-    in ``SearchQuery.warnings``; ``sorts`` the ``_sort`` values the resource allows; ``now`` fixes the
-    ``ap`` tolerance in tests. Raises ``InvalidRequest``/``SearchTooCostly`` (400).
+    in ``SearchQuery.warnings``; ``sorts`` the ``_sort`` values the resource allows (or ``options``, with
+    its chains, includes and elements too); ``now`` fixes the ``ap`` tolerance in tests. Raises
+    ``InvalidRequest``/``SearchTooCostly`` (400).
     """
+    options = options or SearchOptions(sorts=sorts)
     result = SearchQuery()
     if not query:
         return result
@@ -403,7 +390,7 @@ def parse_query(
         raise SearchTooCostly(f"A search takes at most {MAX_PARAMETERS} parameters")
     if not all(isinstance(key, str) for key in query):
         raise InvalidRequest("Search parameter names must be text")
-    unused = _Unused(strict, parameters, sorts)
+    unused = Unused(strict, parameters, options)
     for key in sorted(query):
         given = query[key]
         # A single-valued mapping (queryStringParameters) gives a str: one value, not its characters.
@@ -413,13 +400,92 @@ def parse_query(
             raise InvalidRequest("Search parameters must not contain control characters")
         if key in TRANSPORT_PARAMETERS:
             continue
-        name, _, modifier = key.partition(":")
-        if name in RESULT_PARAMETERS and not modifier:
-            _parse_result(result, name, raw_values, sorts, unused)
-        else:
-            _parse_criterion(result, key, raw_values, parameters, now, unused)
+        _parse_key(result, key, raw_values, parameters, options, now, unused)
+    if result.elements and result.summary:
+        raise _bad("_elements", "cannot be combined with _summary=" + result.summary)
     result.warnings = unused.finish()
     return result
+
+
+def _parse_key(
+    result: SearchQuery,
+    key: str,
+    raw_values: Sequence[str],
+    parameters: Mapping[str, SearchParameter],
+    options: SearchOptions,
+    now: datetime | None,
+    unused: Unused,
+) -> None:
+    """One query key: a result parameter, a chain or a criterion."""
+    name, _, modifier = key.partition(":")
+    if name in RESULT_PARAMETERS and not modifier:
+        _parse_result(result, name, raw_values, options, unused)
+    elif "." in key and _chain_target(key, parameters, options) is not None:
+        _parse_chain(result, key, raw_values, parameters, options, now, unused)
+    else:
+        _parse_criterion(result, key, raw_values, parameters, now, unused)
+
+
+def _chain_target(
+    key: str, parameters: Mapping[str, SearchParameter], options: SearchOptions
+) -> Mapping[str, SearchParameter] | None:
+    """The parameters a chain ``reference[:Type].name`` may name, or None when the reference does not
+    chain (an unknown parameter, not a reference, a type it cannot point to)."""
+    head = key.partition(".")[0]
+    name, _, modifier = head.partition(":")
+    parameter = parameters.get(name)
+    if parameter is None or parameter.type != "reference":
+        return None
+    if modifier:
+        target = modifier if modifier in parameter.target else None
+    else:
+        target = parameter.target[0] if len(parameter.target) == 1 else None
+    return options.chained.get(target) if target else None
+
+
+def _parse_chain(
+    result: SearchQuery,
+    key: str,
+    raw_values: Sequence[str],
+    parameters: Mapping[str, SearchParameter],
+    options: SearchOptions,
+    now: datetime | None,
+    unused: Unused,
+) -> None:
+    """Add the groups of a chained key (``patient.family:exact``), parsed with the target's table."""
+    head, _, tail = key.partition(".")
+    targets = _chain_target(key, parameters, options) or {}
+    name, _, modifier = tail.partition(":")
+    target = targets.get(name)
+    reason: str | None = None
+    if "." in tail:
+        reason = "chains go one level deep"
+    elif target is None:
+        reason = f"a chain on {head} takes {', '.join(targets)}"
+    else:
+        reason = _unsupported_reason(name, modifier, target)
+    if reason is not None or target is None:
+        unused.add(
+            key,
+            f"Search parameter '{key}' is not supported ({reason})",
+            "it was ignored, so the results are not filtered by it",
+        )
+        return
+    present = [value for value in raw_values if value != ""]
+    if len(present) < len(raw_values):
+        unused.add(
+            key,
+            f"Search parameter '{key}' has no value",
+            "it was ignored, so the results are not filtered by it",
+            code="required",
+        )
+    if len(present) + sum(1 for written, _ in result.chains if written == head) > MAX_AND_GROUPS:
+        raise SearchTooCostly(
+            f"Search parameter '{key}' is repeated more than {MAX_AND_GROUPS} times", expression=(key,)
+        )
+    for value in present:
+        group = _parse_group(tail, value, target, now, unused)
+        result.chains.append((head, group))
 
 
 def _parse_criterion(
@@ -428,7 +494,7 @@ def _parse_criterion(
     raw_values: Sequence[str],
     parameters: Mapping[str, SearchParameter],
     now: datetime | None,
-    unused: _Unused,
+    unused: Unused,
 ) -> None:
     """Add the AND groups of one query key (``name[:modifier]``), or note why it is not used."""
     name, _, modifier = key.partition(":")
@@ -460,10 +526,14 @@ def _parse_criterion(
 
 
 def _parse_result(
-    result: SearchQuery, name: str, values: Sequence[str], sorts: Collection[str], unused: _Unused
+    result: SearchQuery, name: str, values: Sequence[str], options: SearchOptions, unused: Unused
 ) -> None:
     if not values:
         return
+    if name in ("_include", "_revinclude"):
+        parse_includes(result, name, values, options, unused)
+        return
+    sorts = options.sorts
     value = _single(name, values)
     if name == "_count":
         result.count = parse_count(value)
@@ -473,16 +543,7 @@ def _parse_result(
             raise _bad(name, f"unsupported sort {value[:64]!r} (supported: {allowed})")
         result.sort = value
     elif name == "_summary":
-        if value == "count":
-            result.summary_count = True
-        elif value in UNSUPPORTED_SUMMARY_MODES:
-            unused.add(
-                name,
-                f"_summary={value} is not supported (only count and false are)",
-                "it was ignored, so whole resources are returned",
-            )
-        elif value != "false":
-            raise _bad(name, f"expected count, true, text, data or false, got {value[:32]!r}")
+        _parse_summary(result, value, options, unused)
     elif name in ("_total", "_totalMethod"):
         modes = TOTAL_METHOD_MODES if name == "_totalMethod" else {mode: mode for mode in TOTAL_MODES}
         if value not in modes:
@@ -490,7 +551,26 @@ def _parse_result(
         if result.total is not None and result.total != modes[value]:
             raise _bad(name, "_total and _totalMethod ask for different totals")
         result.total = modes[value]
+    elif name == "_elements":
+        parse_elements(result, value, options, unused)
     else:  # _page
         if not value:
             raise _bad(name, "empty page token")
         result.page = value
+
+
+def _parse_summary(result: SearchQuery, value: str, options: SearchOptions, unused: Unused) -> None:
+    """``_summary``: count (the total only), a subset (true, text, data) where the resource allows
+    one, or false."""
+    if value == "count":
+        result.summary_count = True
+    elif value in SUBSET_SUMMARY_MODES and options.elements is not None:
+        result.summary = value
+    elif value in SUBSET_SUMMARY_MODES:
+        unused.add(
+            "_summary",
+            f"_summary={value} is not supported (only count and false are)",
+            "it was ignored, so whole resources are returned",
+        )
+    elif value != "false":
+        raise _bad("_summary", f"expected count, true, text, data or false, got {value[:32]!r}")
