@@ -21,8 +21,9 @@ def functions(*names: str) -> set[str]:
     return set(names)
 
 
-ENCOUNTER_READS = functions("encounter_read", "encounter_vread", "encounter_history")
-PATIENT_READS = functions("patient_read", "patient_vread", "patient_history")
+# SMART's r: read, vread, history, and $validate (which stores nothing)
+ENCOUNTER_READS = functions("encounter_read", "encounter_vread", "encounter_history", "encounter_validate")
+PATIENT_READS = functions("patient_read", "patient_vread", "patient_history", "patient_validate")
 AUDIT_TRAIL = functions("audit_event_search", "audit_event_read")
 
 
@@ -104,7 +105,7 @@ def test_scopes_come_from_scope_or_scp() -> None:
 
 def test_system_scopes_grant_their_permission_letters() -> None:
     assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | {"encounter_search"}
-    assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update"}
+    assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update", "patient_patch"}
     assert allowed(scopes=("system/Encounter.s",)) == {"encounter_search"}
     assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS
     # ``*`` is every clinical type: the audit trail is granted only by its name
@@ -117,7 +118,11 @@ def test_system_scopes_grant_their_permission_letters() -> None:
         "encounter_search",
         "patient_search",
     }
-    assert allowed(scopes=("system/Encounter.write",)) == {"encounter_create", "encounter_update"}
+    assert allowed(scopes=("system/Encounter.write",)) == {
+        "encounter_create",
+        "encounter_update",
+        "encounter_patch",
+    }
 
 
 def test_roles_and_system_scopes_add_up() -> None:

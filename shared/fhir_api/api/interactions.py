@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from email.utils import format_datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -26,6 +27,17 @@ if TYPE_CHECKING:
     from fhir_api.resources.service import ResourceService
 
 WEAK_ETAG = re.compile(r'\s*(?:W/)?"(\d{1,12})"\s*')
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+# PATCH bodies: JSON Patch; JSON Merge Patch; and plain JSON, which is either (by its shape), as
+# fhirpy sends its patches.
+PATCH_BODY_TYPES = (JSON_PATCH, MERGE_PATCH, "application/json")
+_FHIRPATH_PATCH_REFUSED = (
+    "FHIRPath Patch (a Parameters resource) is not supported; send a JSON Patch "
+    "(Content-Type: application/json-patch+json) or a JSON Merge Patch (application/merge-patch+json)."
+)
+WRITE_METHODS = ("POST", "PUT", "PATCH")
+VALIDATE_MODES = ("create", "update")
 
 
 def run(route: Route, request: Request, settings: Settings, context: Any) -> Response:
@@ -41,6 +53,7 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
         return run_audit_event(route, request, settings)
     from fhir_api.resources import service_for
 
+    refuse_operation_in_id(request)
     service = service_for(str(route.resource_type), settings)
     if route.interaction == "create":
         return create(service, request, context)
@@ -56,7 +69,7 @@ def prepare(route: Route, settings: Settings) -> None:
 
     service = service_for(route.resource_type, settings)
     service.store.client  # noqa: B018  (creating the client is the point)
-    if route.interaction in ("create", "update"):
+    if route.interaction in ("create", "update", "patch", "operation"):
         from fhir_api.fhir.validation import load_model
 
         load_model(route.resource_type)
@@ -91,15 +104,15 @@ def smart_configuration(settings: Settings) -> Response:
 
 
 def read(service: ResourceService, request: Request) -> Response:
-    """GET [type]/[id]."""
+    """GET [type]/[id]; 304 when the client's copy is current (If-None-Match, If-Modified-Since)."""
     stored = service.read(request.path_params.get("id", ""))
-    return _resource_response(200, stored, request)
+    return _not_modified(stored, request) or _resource_response(200, stored, request)
 
 
 def vread(service: ResourceService, request: Request) -> Response:
-    """GET [type]/[id]/_history/[vid]."""
+    """GET [type]/[id]/_history/[vid]; conditional like a read."""
     stored = service.vread(request.path_params.get("id", ""), request.path_params.get("vid", ""))
-    return _resource_response(200, stored, request)
+    return _not_modified(stored, request) or _resource_response(200, stored, request)
 
 
 def create(service: ResourceService, request: Request, context: Any) -> Response:
@@ -139,6 +152,54 @@ def update(service: ResourceService, request: Request) -> Response:
     document = _body(request, service.settings)
     stored = service.update(request.path_params.get("id", ""), document, if_match)
     return _resource_response(200, stored, request, location=True)
+
+
+def patch(service: ResourceService, request: Request) -> Response:
+    """PATCH [type]/[id]: JSON Patch (or JSON Merge Patch) applied to the current version, then stored
+    exactly as an update would store the result."""
+    if_match = _if_match(request.header("If-Match"))
+    document = _body(request, service.settings, PATCH_BODY_TYPES)
+    content_type = _content_type(request)
+    if isinstance(document, dict) and document.get("resourceType") == "Parameters":
+        raise errors.UnsupportedMediaType(_FHIRPATH_PATCH_REFUSED)
+    wanted = {JSON_PATCH: list, MERGE_PATCH: dict}.get(content_type, (list, dict))
+    if not isinstance(document, wanted):
+        shape = "a JSON array of operations" if content_type == JSON_PATCH else "a JSON object"
+        raise errors.InvalidRequest(f"A {content_type} body is {shape}.")
+    resource_id = request.path_params.get("id", "")
+    stored = service.commit(service.prepare_patch(resource_id, document, if_match), if_match)
+    return _resource_response(200, stored, request, location=True)
+
+
+def operation(service: ResourceService, request: Request) -> Response:
+    """POST [type]/$[name]: the operations this server implements (``$validate``)."""
+    name = request.path.rstrip("/").rsplit("/", 1)[-1]
+    if name != "$validate":
+        raise errors.OperationNotSupported(f"The operation {name} is not supported.")
+    return validate(service, request)
+
+
+def validate(service: ResourceService, request: Request) -> Response:
+    """POST [type]/$validate: the checks of a create or an update, nothing stored. 200 with an
+    OperationOutcome whether or not the resource is valid (FHIR R4 Resource-validate); a 4xx means
+    the validation itself could not be done."""
+    body = _body(request, service.settings)
+    resource, mode = _validate_arguments(body, request, service.resource_type)
+    issues = service.validation_issues(resource, mode)
+    if not issues:
+        issues = [
+            errors.Issue(
+                "informational",
+                f"The {service.resource_type} would be accepted by a {mode}.",
+                severity="information",
+            )
+        ]
+    from fhir_api.api.outcome import operation_outcome
+
+    patients = (
+        patient_ids((_unstored(service.resource_type, resource),)) if isinstance(resource, dict) else ()
+    )
+    return Response(200, operation_outcome(issues), patients=patients)
 
 
 def history(service: ResourceService, request: Request) -> Response:
@@ -221,21 +282,48 @@ INTERACTIONS: dict[str, Callable[[ResourceService, Request], Response]] = {
     "read": read,
     "vread": vread,
     "update": update,
+    "patch": patch,
     "search-type": search,
     "history-instance": history,
+    "operation": operation,
 }
 
 
 def unrouted(request: Request, methods: tuple[str, ...], settings: Settings) -> Response:
-    """Paths and methods the API does not serve: 405 with Allow, a CORS preflight, or 404."""
+    """Paths and methods the API does not serve: 405 with Allow, a CORS preflight, 501 for a FHIR
+    operation this server does not implement, or 404."""
     if request.method == "OPTIONS" and methods and settings.cors_origins:
         return Response(204, None, {"Allow": ", ".join(methods)})
+    refuse_unsupported_operation(request, methods)
     if methods:
         raise errors.MethodNotAllowed(
             f"{request.method} is not supported on {request.path}; use {', '.join(methods)}.",
             allowed=methods,
         )
     raise errors.ResourceNotFound(f"No FHIR endpoint at {request.path}.")
+
+
+def refuse_unsupported_operation(request: Request, methods: tuple[str, ...]) -> None:
+    """501 naming the operation when the path asks for one (a ``$name`` segment) that no route serves
+    with this method; 405 when a route serves it with another method (``GET .../$validate``)."""
+    from fhir_api.routes import operation_methods
+
+    name = next((part for part in request.path.split("/") if part.startswith("$")), None)
+    if name is None:
+        return
+    served = operation_methods(request.path)
+    if served:
+        raise errors.MethodNotAllowed(f"{name} is served with {', '.join(served)} here.", allowed=served)
+    raise errors.OperationNotSupported(
+        f"The operation {name} is not supported by this server (see the CapabilityStatement at /metadata)."
+    )
+
+
+def refuse_operation_in_id(request: Request) -> None:
+    """A ``$name`` where a route expects an id is a request for an operation, never an id (FHIR ids
+    have no ``$``): answered as an unsupported operation rather than as a malformed id."""
+    if any(value.startswith("$") for value in request.path_params.values()):
+        refuse_unsupported_operation(request, ())
 
 
 def apply_cors(request: Request, response: Response, settings: Settings) -> None:
@@ -324,9 +412,9 @@ def _resource_response(
             f"{request.base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         )
     prefer = (request.header("Prefer") or "").replace(" ", "").lower()
-    if request.method in ("POST", "PUT") and "return=minimal" in prefer:
+    if request.method in WRITE_METHODS and "return=minimal" in prefer:
         return Response(status, None, headers, patients)
-    if request.method in ("POST", "PUT") and "return=operationoutcome" in prefer:
+    if request.method in WRITE_METHODS and "return=operationoutcome" in prefer:
         issue = errors.Issue(
             "informational",
             f"{stored.resource_type}/{stored.id} version {stored.version_id} stored.",
@@ -338,6 +426,111 @@ def _resource_response(
     return Response(status, stored.text, headers, patients)
 
 
+def _not_modified(stored: StoredResource, request: Request) -> Response | None:
+    """304 (no body, the version's ETag and Last-Modified) when the client already holds this version:
+    If-None-Match names it (or is ``*``), or, without If-None-Match, If-Modified-Since is not before
+    its lastUpdated (HTTP dates have whole seconds, so a change within the same second counts as
+    not after it). None when the resource must be sent."""
+    if request.method != "GET":
+        return None
+    none_match = request.header("If-None-Match")
+    if none_match is not None:
+        if not _etag_listed(none_match, stored.version_id):
+            return None
+    else:
+        since = _http_date(request.header("If-Modified-Since"))
+        if since is None:
+            return None
+        last_updated = fhirtime.parse_canonical(stored.last_updated).replace(microsecond=0)
+        if last_updated > since:
+            return None
+    headers = {
+        "ETag": f'W/"{stored.version_id}"',
+        "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
+    }
+    return Response(304, None, headers, patient_ids((_presented(stored),)))
+
+
+def _etag_listed(value: str, version_id: int) -> bool:
+    """Whether an If-None-Match list (``*``, ``W/"3"``, ``"3"``, and the bare ``3`` fhirpy sends)
+    names ``version_id``; weak comparison, as RFC 9110 prescribes for If-None-Match."""
+    for candidate in value.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        named = etag_version(candidate) or (
+            int(candidate) if candidate.isdigit() and len(candidate) < 13 else None
+        )
+        if named == version_id:
+            return True
+    return False
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date (RFC 9110: IMF-fixdate, or the obsolete forms) as an aware UTC datetime; None when
+    it is missing or not a date (RFC 9110: an invalid If-Modified-Since is ignored)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _validate_arguments(body: Any, request: Request, resource_type: str) -> tuple[Any, str]:
+    """The resource and the mode of a $validate: the body is the resource (``mode`` in the query), or
+    a Parameters resource with ``resource`` and optionally ``mode`` (create or update) and ``profile``
+    (only the resource type's base profile, which every check here applies)."""
+    modes = request.query.get("mode") or []
+    mode: str | None = modes[0] if modes else None
+    resource: Any = body
+    profiles: list[Any] = list(request.query.get("profile") or [])
+    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+        resource = None
+        parameters = body.get("parameter")
+        for parameter in parameters if isinstance(parameters, list) else []:
+            name = parameter.get("name") if isinstance(parameter, dict) else None
+            if name == "resource":
+                resource = parameter.get("resource")
+            elif name == "mode":
+                mode = parameter.get("valueCode") or parameter.get("valueString")
+            elif name == "profile":
+                profiles.append(parameter.get("valueUri") or parameter.get("valueCanonical"))
+            else:
+                raise errors.InvalidRequest(
+                    f"$validate takes the parameters resource, mode and profile (got {name!r}).",
+                    expression=("Parameters.parameter",),
+                )
+        if not isinstance(resource, dict):
+            raise errors.InvalidRequest(
+                "The Parameters resource needs a parameter named resource holding the resource to validate.",
+                expression=("Parameters.parameter",),
+            )
+    mode = mode or "create"
+    if mode not in VALIDATE_MODES:
+        raise errors.InvalidRequest(
+            f"$validate mode {mode!r} is not supported; use {' or '.join(VALIDATE_MODES)}.",
+            expression=("Parameters.parameter.mode",) if resource is not body else ("mode",),
+        )
+    base_profile = f"http://hl7.org/fhir/StructureDefinition/{resource_type}"
+    for profile in profiles:
+        if str(profile).split("|")[0] != base_profile:
+            raise errors.InvalidRequest(
+                f"Validation against the profile {profile!r} is not supported; this server validates "
+                f"against FHIR R4 {resource_type} ({base_profile}) and its own rules.",
+                expression=("profile",),
+            )
+    return resource, mode
+
+
+def _unstored(resource_type: str, resource: dict[str, Any]) -> StoredResource:
+    """A resource under validation, in the form the audit's patient lookup reads."""
+    return StoredResource(resource_type, str(resource.get("id") or ""), 0, "", fhirjson.dumps(resource))
+
+
 def _presented(stored: StoredResource) -> StoredResource:
     """The resource as answers show it (a Subscription's header values masked)."""
     from fhir_api.resources import presented
@@ -345,12 +538,19 @@ def _presented(stored: StoredResource) -> StoredResource:
     return presented(stored)
 
 
-def _body(request: Request, settings: Settings) -> Any:
-    media_type, _, parameters = (request.header("Content-Type") or "").partition(";")
-    content_type = media_type.strip().lower()
-    if content_type not in ACCEPTED_BODY_TYPES:
+def _content_type(request: Request) -> str:
+    return (request.header("Content-Type") or "").partition(";")[0].strip().lower()
+
+
+def _body(request: Request, settings: Settings, accepted: tuple[str, ...] = ACCEPTED_BODY_TYPES) -> Any:
+    parameters = (request.header("Content-Type") or "").partition(";")[2]
+    content_type = _content_type(request)
+    if accepted is PATCH_BODY_TYPES and content_type in ACCEPTED_BODY_TYPES and content_type not in accepted:
+        raise errors.UnsupportedMediaType(_FHIRPATH_PATCH_REFUSED)
+    if content_type not in accepted:
+        expected = "application/json-patch+json" if accepted is PATCH_BODY_TYPES else "application/fhir+json"
         raise errors.UnsupportedMediaType(
-            f"Send the resource as application/fhir+json (got {content_type or 'no Content-Type'})."
+            f"Send the body as {expected} (got {content_type or 'no Content-Type'})."
         )
     charset = parameters.lower().replace(" ", "").partition("charset=")[2].split(";")[0].strip('"')
     if charset and charset not in ("utf-8", "utf8"):
