@@ -409,3 +409,17 @@ def test_validate_with_get_is_405_naming_post(api: ApiSession, practitioner: dic
     answer = api.get("Encounter/$validate", headers=practitioner)
     assert answer.status_code == 405
     assert answer.headers["Allow"] == "POST"
+
+
+def test_a_patch_that_would_grow_the_resource_past_the_body_limit_is_413(
+    api: ApiSession, practitioner: dict[str, str], patient_id: str
+) -> None:
+    # A patch within the body limit whose copies make a resource beyond it (350 KB)
+    text = "x" * 200_000
+    grow = [
+        {"op": "add", "path": "/name/0/text", "value": text},
+        {"op": "copy", "from": "/name/0", "path": "/name/-"},
+    ]
+    answer = _patch(api, practitioner, f"Patient/{patient_id}", grow)
+    assert answer.status_code == 413, answer.text[:300]
+    assert _version(api, practitioner, f"Patient/{patient_id}") == "1"

@@ -142,3 +142,11 @@ def test_merge_patch_follows_rfc_7386(document: str, patch: str, expected: str) 
 def test_a_merge_patch_is_an_object() -> None:
     with pytest.raises(errors.InvalidRequest):
         apply_merge_patch({"a": 1}, [{"op": "remove", "path": "/a"}])
+
+
+def test_copies_that_would_double_the_resource_again_and_again_are_refused() -> None:
+    # Given a patch of copies each doubling the list it copies into (2**40 values after 40 of them)
+    doubling = [{"op": "copy", "from": "/l", "path": "/l/-"} for _ in range(40)]
+    # Then it is refused before it exhausts anything
+    with pytest.raises(errors.UnprocessablePatch, match="copies more than"):
+        apply_json_patch({"l": [1]}, doubling)

@@ -21,6 +21,10 @@ from fhir_api.errors import InvalidRequest, UnprocessablePatch
 OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
 # A patch larger than this is not an edit of one resource; it is refused before any work.
 MAX_OPERATIONS = 1000
+# The most JSON values copy operations may duplicate in one patch: each copy may double the document,
+# so without a bound a few dozen operations would exhaust the function's memory. No resource this
+# server stores holds this many values.
+MAX_COPIED_VALUES = 100_000
 
 
 def apply_json_patch(document: dict[str, Any], patch: Any) -> dict[str, Any]:
@@ -31,7 +35,14 @@ def apply_json_patch(document: dict[str, Any], patch: Any) -> dict[str, Any]:
         raise InvalidRequest(f"The patch has {len(patch)} operations; at most {MAX_OPERATIONS} are accepted.")
     operations = [_operation(index, item) for index, item in enumerate(patch)]
     result: Any = copy.deepcopy(document)
+    copied = 0
     for index, (op, path, argument) in enumerate(operations):
+        if op == "copy":
+            copied += _values(_get(result, argument, index), MAX_COPIED_VALUES - copied + 1)
+            if copied > MAX_COPIED_VALUES:
+                raise UnprocessablePatch(
+                    f"The patch copies more than {MAX_COPIED_VALUES} values; no resource here is that large."
+                )
         result = _apply(result, index, op, path, argument)
     if not isinstance(result, dict):
         raise UnprocessablePatch("The patch replaces the whole resource with something that is not one.")
@@ -193,6 +204,19 @@ def _equal(left: Any, right: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, Decimal))
+
+
+def _values(value: Any, limit: int) -> int:
+    """How many JSON values ``value`` holds (itself included), counting no further than ``limit``."""
+    count, pending = 0, [value]
+    while pending and count < limit:
+        item = pending.pop()
+        count += 1
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
 
 
 def _show(path: list[str]) -> str:

@@ -137,6 +137,11 @@ class ResourceService:
             if isinstance(patch, list)
             else apply_merge_patch(previous, patch)
         )
+        size = len(fhirjson.dumps(patched).encode("utf-8"))
+        if size > self.settings.max_body_bytes:
+            raise errors.PayloadTooLarge(
+                f"The patched resource would be {size} bytes; the limit is {self.settings.max_body_bytes}."
+            )
         for element in ("resourceType", "id"):
             if patched.get(element) != previous.get(element):
                 raise errors.UnprocessablePatch(
