@@ -294,7 +294,7 @@ def unrouted(request: Request, methods: tuple[str, ...], settings: Settings) -> 
     operation this server does not implement, or 404."""
     if request.method == "OPTIONS" and methods and settings.cors_origins:
         return Response(204, None, {"Allow": ", ".join(methods)})
-    refuse_unsupported_operation(request, methods)
+    refuse_unsupported_operation(request)
     if methods:
         raise errors.MethodNotAllowed(
             f"{request.method} is not supported on {request.path}; use {', '.join(methods)}.",
@@ -303,7 +303,7 @@ def unrouted(request: Request, methods: tuple[str, ...], settings: Settings) -> 
     raise errors.ResourceNotFound(f"No FHIR endpoint at {request.path}.")
 
 
-def refuse_unsupported_operation(request: Request, methods: tuple[str, ...]) -> None:
+def refuse_unsupported_operation(request: Request) -> None:
     """501 naming the operation when the path asks for one (a ``$name`` segment) that no route serves
     with this method; 405 when a route serves it with another method (``GET .../$validate``)."""
     from fhir_api.routes import operation_methods
@@ -323,7 +323,7 @@ def refuse_operation_in_id(request: Request) -> None:
     """A ``$name`` where a route expects an id is a request for an operation, never an id (FHIR ids
     have no ``$``): answered as an unsupported operation rather than as a malformed id."""
     if any(value.startswith("$") for value in request.path_params.values()):
-        refuse_unsupported_operation(request, ())
+        refuse_unsupported_operation(request)
 
 
 def apply_cors(request: Request, response: Response, settings: Settings) -> None:
@@ -337,7 +337,8 @@ def apply_cors(request: Request, response: Response, settings: Settings) -> None
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "GET")
         response.headers["Access-Control-Allow-Headers"] = (
-            "Authorization, Content-Type, If-Match, If-None-Exist, Prefer, Idempotency-Key"
+            "Authorization, Content-Type, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer, "
+            "Idempotency-Key"
         )
 
 
