@@ -411,6 +411,16 @@ def test_validate_with_get_is_405_naming_post(api: ApiSession, practitioner: dic
     assert answer.headers["Allow"] == "POST"
 
 
+def test_validate_on_an_instance_says_where_it_is_served(
+    api: ApiSession, practitioner: dict[str, str], encounter_path: str
+) -> None:
+    answer = api.post(
+        f"{encounter_path}/$validate", json={}, headers={**practitioner, "Content-Type": FHIR_JSON}
+    )
+    assert answer.status_code == 501
+    assert "POST /api/fhir/Encounter/$validate" in answer.json()["issue"][0]["diagnostics"]
+
+
 def test_a_patch_that_would_grow_the_resource_past_the_body_limit_is_413(
     api: ApiSession, practitioner: dict[str, str], patient_id: str
 ) -> None:

@@ -306,7 +306,7 @@ def unrouted(request: Request, methods: tuple[str, ...], settings: Settings) -> 
 def refuse_unsupported_operation(request: Request) -> None:
     """501 naming the operation when the path asks for one (a ``$name`` segment) that no route serves
     with this method; 405 when a route serves it with another method (``GET .../$validate``)."""
-    from fhir_api.routes import operation_methods
+    from fhir_api.routes import ROUTES, operation_methods
 
     name = next((part for part in request.path.split("/") if part.startswith("$")), None)
     if name is None:
@@ -314,8 +314,10 @@ def refuse_unsupported_operation(request: Request) -> None:
     served = operation_methods(request.path)
     if served:
         raise errors.MethodNotAllowed(f"{name} is served with {', '.join(served)} here.", allowed=served)
+    elsewhere = [f"{route.method} {route.path}" for route in ROUTES if route.path.endswith(f"/{name}")]
+    where = f"; it is served only as {' and '.join(elsewhere)}" if elsewhere else ""
     raise errors.OperationNotSupported(
-        f"The operation {name} is not supported by this server (see the CapabilityStatement at /metadata)."
+        f"The operation {name} is not supported here{where} (see the CapabilityStatement at /metadata)."
     )
 
 
