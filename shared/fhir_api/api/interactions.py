@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fhir_api import errors
+from fhir_api.api import operations
 from fhir_api.api.http import ACCEPTED_BODY_TYPES, Request, Response
 from fhir_api.api.response_size import PageRoom, page_room
 from fhir_api.auditevents.compartment import patient_ids
@@ -37,7 +38,6 @@ _FHIRPATH_PATCH_REFUSED = (
     "(Content-Type: application/json-patch+json) or a JSON Merge Patch (application/merge-patch+json)."
 )
 WRITE_METHODS = ("POST", "PUT", "PATCH")
-VALIDATE_MODES = ("create", "update")
 
 
 def run(route: Route, request: Request, settings: Settings, context: Any) -> Response:
@@ -53,7 +53,7 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
         return run_audit_event(route, request, settings)
     from fhir_api.resources import service_for
 
-    refuse_operation_in_id(request)
+    operations.refuse_operation_in_id(request)
     service = service_for(str(route.resource_type), settings)
     if route.interaction == "create":
         return create(service, request, context)
@@ -171,37 +171,6 @@ def patch(service: ResourceService, request: Request) -> Response:
     return _resource_response(200, stored, request, location=True)
 
 
-def operation(service: ResourceService, request: Request) -> Response:
-    """POST [type]/$[name]: the operations this server implements (``$validate``)."""
-    name = request.path.rstrip("/").rsplit("/", 1)[-1]
-    if name != "$validate":
-        raise errors.OperationNotSupported(f"The operation {name} is not supported.")
-    return validate(service, request)
-
-
-def validate(service: ResourceService, request: Request) -> Response:
-    """POST [type]/$validate: the checks of a create or an update, nothing stored. 200 with an
-    OperationOutcome whether or not the resource is valid (FHIR R4 Resource-validate); a 4xx means
-    the validation itself could not be done."""
-    body = _body(request, service.settings)
-    resource, mode = _validate_arguments(body, request, service.resource_type)
-    issues = service.validation_issues(resource, mode)
-    if not issues:
-        issues = [
-            errors.Issue(
-                "informational",
-                f"The {service.resource_type} would be accepted by a {mode}.",
-                severity="information",
-            )
-        ]
-    from fhir_api.api.outcome import operation_outcome
-
-    patients = (
-        patient_ids((_unstored(service.resource_type, resource),)) if isinstance(resource, dict) else ()
-    )
-    return Response(200, operation_outcome(issues), patients=patients)
-
-
 def history(service: ResourceService, request: Request) -> Response:
     """GET [type]/[id]/_history: the versions, newest first, as a history Bundle."""
     from fhir_api.search import paging
@@ -285,7 +254,7 @@ INTERACTIONS: dict[str, Callable[[ResourceService, Request], Response]] = {
     "patch": patch,
     "search-type": search,
     "history-instance": history,
-    "operation": operation,
+    "operation": operations.operation,
 }
 
 
@@ -294,38 +263,13 @@ def unrouted(request: Request, methods: tuple[str, ...], settings: Settings) -> 
     operation this server does not implement, or 404."""
     if request.method == "OPTIONS" and methods and settings.cors_origins:
         return Response(204, None, {"Allow": ", ".join(methods)})
-    refuse_unsupported_operation(request)
+    operations.refuse_unsupported_operation(request)
     if methods:
         raise errors.MethodNotAllowed(
             f"{request.method} is not supported on {request.path}; use {', '.join(methods)}.",
             allowed=methods,
         )
     raise errors.ResourceNotFound(f"No FHIR endpoint at {request.path}.")
-
-
-def refuse_unsupported_operation(request: Request) -> None:
-    """501 naming the operation when the path asks for one (a ``$name`` segment) that no route serves
-    with this method; 405 when a route serves it with another method (``GET .../$validate``)."""
-    from fhir_api.routes import ROUTES, operation_methods
-
-    name = next((part for part in request.path.split("/") if part.startswith("$")), None)
-    if name is None:
-        return
-    served = operation_methods(request.path)
-    if served:
-        raise errors.MethodNotAllowed(f"{name} is served with {', '.join(served)} here.", allowed=served)
-    elsewhere = [f"{route.method} {route.path}" for route in ROUTES if route.path.endswith(f"/{name}")]
-    where = f"; it is served only as {' and '.join(elsewhere)}" if elsewhere else ""
-    raise errors.OperationNotSupported(
-        f"The operation {name} is not supported here{where} (see the CapabilityStatement at /metadata)."
-    )
-
-
-def refuse_operation_in_id(request: Request) -> None:
-    """A ``$name`` where a route expects an id is a request for an operation, never an id (FHIR ids
-    have no ``$``): answered as an unsupported operation rather than as a malformed id."""
-    if any(value.startswith("$") for value in request.path_params.values()):
-        refuse_unsupported_operation(request)
 
 
 def apply_cors(request: Request, response: Response, settings: Settings) -> None:
@@ -483,57 +427,6 @@ def _http_date(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _validate_arguments(body: Any, request: Request, resource_type: str) -> tuple[Any, str]:
-    """The resource and the mode of a $validate: the body is the resource (``mode`` in the query), or
-    a Parameters resource with ``resource`` and optionally ``mode`` (create or update) and ``profile``
-    (only the resource type's base profile, which every check here applies)."""
-    modes = request.query.get("mode") or []
-    mode: str | None = modes[0] if modes else None
-    resource: Any = body
-    profiles: list[Any] = list(request.query.get("profile") or [])
-    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-        resource = None
-        parameters = body.get("parameter")
-        for parameter in parameters if isinstance(parameters, list) else []:
-            name = parameter.get("name") if isinstance(parameter, dict) else None
-            if name == "resource":
-                resource = parameter.get("resource")
-            elif name == "mode":
-                mode = parameter.get("valueCode") or parameter.get("valueString")
-            elif name == "profile":
-                profiles.append(parameter.get("valueUri") or parameter.get("valueCanonical"))
-            else:
-                raise errors.InvalidRequest(
-                    f"$validate takes the parameters resource, mode and profile (got {name!r}).",
-                    expression=("Parameters.parameter",),
-                )
-        if not isinstance(resource, dict):
-            raise errors.InvalidRequest(
-                "The Parameters resource needs a parameter named resource holding the resource to validate.",
-                expression=("Parameters.parameter",),
-            )
-    mode = mode or "create"
-    if mode not in VALIDATE_MODES:
-        raise errors.InvalidRequest(
-            f"$validate mode {mode!r} is not supported; use {' or '.join(VALIDATE_MODES)}.",
-            expression=("Parameters.parameter.mode",) if resource is not body else ("mode",),
-        )
-    base_profile = f"http://hl7.org/fhir/StructureDefinition/{resource_type}"
-    for profile in profiles:
-        if str(profile).split("|")[0] != base_profile:
-            raise errors.InvalidRequest(
-                f"Validation against the profile {profile!r} is not supported; this server validates "
-                f"against FHIR R4 {resource_type} ({base_profile}) and its own rules.",
-                expression=("profile",),
-            )
-    return resource, mode
-
-
-def _unstored(resource_type: str, resource: dict[str, Any]) -> StoredResource:
-    """A resource under validation, in the form the audit's patient lookup reads."""
-    return StoredResource(resource_type, str(resource.get("id") or ""), 0, "", fhirjson.dumps(resource))
-
-
 def _presented(stored: StoredResource) -> StoredResource:
     """The resource as answers show it (a Subscription's header values masked)."""
     from fhir_api.resources import presented
@@ -565,6 +458,11 @@ def _body(request: Request, settings: Settings, accepted: tuple[str, ...] = ACCE
             f"The body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}."
         )
     return fhirjson.loads(request.body)
+
+
+def request_body(request: Request, settings: Settings) -> Any:
+    """The request's FHIR JSON body, checked (media type, charset, size) and parsed."""
+    return _body(request, settings)
 
 
 def _check_accept(request: Request) -> None:
