@@ -18,6 +18,8 @@ from local.http_messages import MAX_BODY_BYTES, HttpRequest
 
 logger = logging.getLogger(__name__)
 
+# Answers that never carry a body (RFC 9110 15.3.5, 15.4.5): no Content-Length, nothing after the headers.
+BODILESS_STATUSES = (204, 304)
 # A query string in a line of text: from "?" up to the next space or quote.
 _QUERY = re.compile(r"\?[^\s'\"]*")
 
@@ -54,8 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(name, value)
-        length = 0 if self.command == "HEAD" else len(response.body)
-        self.send_header("Content-Length", str(length))
+        length = 0 if self.command == "HEAD" or response.status in BODILESS_STATUSES else len(response.body)
+        if response.status not in BODILESS_STATUSES:
+            self.send_header("Content-Length", str(length))
         self.end_headers()
         if length:
             self.wfile.write(response.body)

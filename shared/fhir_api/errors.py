@@ -63,6 +63,13 @@ class BusinessRuleViolation(ApiError):
     issue_code = "business-rule"
 
 
+class UnprocessablePatch(ApiError):
+    """A well-formed patch that cannot be applied to the current version: a ``test`` that fails, a path
+    that is not there, or a result that is not a valid resource (422)."""
+
+    issue_code = "processing"
+
+
 class ResourceNotFound(ApiError):
     """No resource (or version) with that id (404)."""
 
@@ -77,6 +84,12 @@ class MethodNotAllowed(ApiError):
     def __init__(self, diagnostics: str, allowed: tuple[str, ...] = ()) -> None:
         super().__init__(diagnostics)
         self.allowed = allowed
+
+
+class OperationNotSupported(ApiError):
+    """A FHIR operation (``$everything``, ``$export``...) this server does not implement (501)."""
+
+    issue_code = "not-supported"
 
 
 class VersionConflict(ApiError):

@@ -56,6 +56,8 @@ def _resource_routes(resource_type: str) -> tuple[Route, ...]:
         Route(f"{name}_search_post", "POST", f"{base}/_search", resource_type, "search-type"),
         Route(f"{name}_read", "GET", f"{base}/{{id}}", resource_type, "read"),
         Route(f"{name}_update", "PUT", f"{base}/{{id}}", resource_type, "update"),
+        Route(f"{name}_patch", "PATCH", f"{base}/{{id}}", resource_type, "patch"),
+        Route(f"{name}_validate", "POST", f"{base}/$validate", resource_type, "operation"),
         Route(f"{name}_history", "GET", f"{base}/{{id}}/_history", resource_type, "history-instance"),
         Route(f"{name}_vread", "GET", f"{base}/{{id}}/_history/{{vid}}", resource_type, "vread"),
     )
@@ -94,13 +96,16 @@ ROUTES: tuple[Route, ...] = (
 # Routes anyone may call, without a token.
 PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration"})
 READ_INTERACTIONS = frozenset({"read", "vread", "search-type", "history-instance"})
-WRITE_INTERACTIONS = frozenset({"create", "update"})
+WRITE_INTERACTIONS = frozenset({"create", "update", "patch"})
+# Operations that store nothing: $validate, the only operation served.
+CHECK_INTERACTIONS = frozenset({"operation"})
 
-# The seed's role table: admin and practitioner create, read and update; an auditor only reads.
+# The seed's role table: admin and practitioner create, read, update and patch; an auditor only reads
+# (and validates, which stores nothing).
 ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
-    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS,
-    "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS,
-    "auditor": READ_INTERACTIONS,
+    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS | CHECK_INTERACTIONS,
+    "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS | CHECK_INTERACTIONS,
+    "auditor": READ_INTERACTIONS | CHECK_INTERACTIONS,
 }
 
 # Resource types only the listed roles may reach, whatever their interactions allow elsewhere: the
@@ -112,14 +117,18 @@ RESTRICTED_TYPES: dict[str, frozenset[str]] = {
 }
 
 # The second column of the table: the SMART on FHIR v2 permission (c create, r read, u update,
-# d delete, s search) a scope must grant for each interaction. vread and history are reads in SMART.
+# d delete, s search) a scope must grant for each interaction. vread and history are reads in SMART;
+# a patch is an update; $validate stores nothing and reads at most the stored version it checks
+# against, so a read permission allows it.
 SMART_PERMISSIONS: dict[str, str] = {
     "create": "c",
     "read": "r",
     "vread": "r",
     "history-instance": "r",
     "update": "u",
+    "patch": "u",
     "search-type": "s",
+    "operation": "r",
 }
 
 # The action an audit record names for each interaction.
@@ -130,8 +139,10 @@ AUDIT_ACTIONS = {
     "read": "read",
     "vread": "vread",
     "update": "update",
+    "patch": "patch",
     "search-type": "search",
     "history-instance": "history",
+    "operation": "operation",
 }
 
 
@@ -209,6 +220,16 @@ def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
             if params is not None:
                 return route, params
     return None
+
+
+def operation_methods(path: str) -> tuple[str, ...]:
+    """The methods of the routes that serve ``path`` as a named operation (a literal ``$name`` in the
+    route's own path, not a ``{id}`` that happens to match it)."""
+    return tuple(
+        route.method
+        for route in ROUTES
+        if "$" in route.path and path_parameters(route.path, path) is not None
+    )
 
 
 def methods_for_path(path: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import requests
 from fhir_api.routes import Route
 
 FHIR_JSON = "application/fhir+json"
+JSON_PATCH = "application/json-patch+json"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 
@@ -84,7 +85,16 @@ def call(api: Any, route: Route, headers: dict[str, str], records: dict[str, str
             body = encounter_body(records["Patient"], given_id)
         else:
             body = patient_body("Rolecheck", given_id)
-    return api.request(route.method, path, json=body, headers={**headers, "Content-Type": FHIR_JSON})
+    content_type = FHIR_JSON
+    if route.interaction == "patch":
+        body, content_type = [{"op": "add", "path": "/active", "value": True}], JSON_PATCH
+        if resource_type == "Encounter":
+            body = [{"op": "test", "path": "/subject/reference", "value": f"Patient/{records['Patient']}"}]
+    elif route.interaction == "operation":  # $validate of a new resource
+        body = (
+            encounter_body(records["Patient"]) if resource_type == "Encounter" else patient_body("Rolecheck")
+        )
+    return api.request(route.method, path, json=body, headers={**headers, "Content-Type": content_type})
 
 
 def assert_forbidden(response: Any) -> None:

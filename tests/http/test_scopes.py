@@ -29,8 +29,9 @@ SUBSCRIPTIONS = {"subscription_create", "subscription_search", "subscription_rea
 AUDIT_TRAIL = {"audit_event_search", "audit_event_read"}
 # ``*`` is every clinical type: the audit trail must be named.
 CLINICAL = ALL - SUBSCRIPTIONS - AUDIT_TRAIL
-ENCOUNTER_READS = {"encounter_read", "encounter_vread", "encounter_history"}
-PATIENT_READS = {"patient_read", "patient_vread", "patient_history"}
+# SMART's r: read, vread, history, and $validate (which stores nothing)
+ENCOUNTER_READS = {"encounter_read", "encounter_vread", "encounter_history", "encounter_validate"}
+PATIENT_READS = {"patient_read", "patient_vread", "patient_history", "patient_validate"}
 # A search is the same interaction by GET and by POST _search (a form body).
 ENCOUNTER_SEARCH = {"encounter_search", "encounter_search_post"}
 PATIENT_SEARCH = {"patient_search", "patient_search_post"}
@@ -40,7 +41,11 @@ TOKEN_ENDPOINT = "https://auth.clinic.example/oauth2/token"
 # name: (role or "", scope claim, the functions the token may call)
 CASES: dict[str, tuple[str, str, set[str]]] = {
     "encounters read-only": ("", "system/Encounter.rs", ENCOUNTER_READS | ENCOUNTER_SEARCH),
-    "patients create and update, no read": ("", "system/Patient.cu", {"patient_create", "patient_update"}),
+    "patients create and update, no read": (
+        "",
+        "system/Patient.cu",
+        {"patient_create", "patient_update", "patient_patch"},
+    ),
     "encounter search only": ("", "system/Encounter.s", ENCOUNTER_SEARCH),
     "encounter read without search": ("", "system/Encounter.r", ENCOUNTER_READS),
     "every type read-only": ("", "system/*.rs", READS),
@@ -51,7 +56,7 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
         ENCOUNTER_READS | ENCOUNTER_SEARCH | {"patient_create"},
     ),
     "v1 read": ("", "system/Patient.read", PATIENT_READS | PATIENT_SEARCH),
-    "v1 write": ("", "system/Encounter.write", {"encounter_create", "encounter_update"}),
+    "v1 write": ("", "system/Encounter.write", {"encounter_create", "encounter_update", "encounter_patch"}),
     "v1 star": ("", "system/*.*", CLINICAL),
     "no scope names Subscription": ("", "system/Subscription.cruds", set()),
     "user scopes narrow an admin away from Subscriptions": ("admin", "user/*.cruds", CLINICAL),

@@ -380,8 +380,10 @@ def test_request_headers_are_on_the_interactions_that_read_them(openapi: dict[st
             expected = {"Prefer", "Idempotency-Key"}
             if definition is not None and definition.conditional_create:
                 expected.add("If-None-Exist")
-        elif route.interaction == "update":
+        elif route.interaction in ("update", "patch"):
             expected = {"Prefer", "If-Match"}
+        elif route.interaction in ("read", "vread") and route.resource_type != "AuditEvent":
+            expected = {"If-None-Match", "If-Modified-Since"}
         elif route.interaction == "search-type":
             expected = {"Prefer"}
         assert headers == expected, f"{route.method} {route.path}"

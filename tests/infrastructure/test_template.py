@@ -190,8 +190,14 @@ def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
             grants[(f"{other}sTable", "index")] = {"dynamodb:Query"}
             grants[(f"{other}sTable", "table")] = {"dynamodb:BatchGetItem"}
         return grants
+    if route.interaction == "operation":
+        # $validate reads the version an update would replace and the patient an encounter names
+        grants_read = {table: {"dynamodb:GetItem"}}
+        if route.resource_type == "Encounter":
+            grants_read[("PatientsTable", "table")] = {"dynamodb:GetItem"}
+        return grants_read
     grants: dict[tuple[str, str], set[str]] = {table: {"dynamodb:PutItem"}}
-    if route.interaction == "update":
+    if route.interaction in ("update", "patch"):
         # the copy of the version it replaces
         grants[table].add("dynamodb:GetItem")
         grants[versions] = {"dynamodb:PutItem"}
@@ -355,7 +361,7 @@ def test_every_function_has_its_event_file(resources: dict[str, Any]) -> None:
 def test_read_functions_can_only_read(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
     for route in ROUTES:
-        if route.interaction in READ_INTERACTIONS or route.interaction == "capabilities":
+        if route.interaction in READ_INTERACTIONS or route.interaction in ("capabilities", "operation"):
             # Given a function that only reads: read actions only, on the tables it reads
             grants = _grants(functions[route.logical_id])
             for target, actions in grants.items():

@@ -21,8 +21,9 @@ def functions(*names: str) -> set[str]:
     return set(names)
 
 
-ENCOUNTER_READS = functions("encounter_read", "encounter_vread", "encounter_history")
-PATIENT_READS = functions("patient_read", "patient_vread", "patient_history")
+# SMART's r: read, vread, history, and $validate (which stores nothing)
+ENCOUNTER_READS = functions("encounter_read", "encounter_vread", "encounter_history", "encounter_validate")
+PATIENT_READS = functions("patient_read", "patient_vread", "patient_history", "patient_validate")
 # A search is the same interaction by GET and by POST _search (a form body).
 ENCOUNTER_SEARCH = functions("encounter_search", "encounter_search_post")
 PATIENT_SEARCH = functions("patient_search", "patient_search_post")
@@ -107,7 +108,7 @@ def test_scopes_come_from_scope_or_scp() -> None:
 
 def test_system_scopes_grant_their_permission_letters() -> None:
     assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | ENCOUNTER_SEARCH
-    assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update"}
+    assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update", "patient_patch"}
     assert allowed(scopes=("system/Encounter.s",)) == ENCOUNTER_SEARCH
     assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS
     # ``*`` is every clinical type: the audit trail is granted only by its name
@@ -120,7 +121,11 @@ def test_system_scopes_grant_their_permission_letters() -> None:
         allowed(scopes=("system/*.read",))
         == ENCOUNTER_READS | PATIENT_READS | ENCOUNTER_SEARCH | PATIENT_SEARCH
     )
-    assert allowed(scopes=("system/Encounter.write",)) == {"encounter_create", "encounter_update"}
+    assert allowed(scopes=("system/Encounter.write",)) == {
+        "encounter_create",
+        "encounter_update",
+        "encounter_patch",
+    }
 
 
 def test_roles_and_system_scopes_add_up() -> None:

@@ -107,6 +107,9 @@ def test_a_read_names_the_version_its_patient_the_user_and_the_server() -> None:
         ("read", 403, "R", "4"),
         ("read", 503, "R", "8"),
         ("capabilities", 200, "R", "0"),
+        ("patch", 200, "U", "0"),
+        ("patch", 422, "U", "4"),
+        ("operation", 200, "E", "0"),
     ],
 )
 def test_action_and_outcome_follow_the_interaction_and_status(
@@ -114,6 +117,7 @@ def test_action_and_outcome_follow_the_interaction_and_status(
 ) -> None:
     event = event_of(function_line(interaction=interaction, status=status))
     assert (event["action"], event["outcome"]) == (action, outcome)
+    assert event["subtype"][0]["code"] == interaction
     assert event["outcomeDesc"].startswith(f"HTTP {status}")
     assert_valid(event)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from fhir_api.api.capability import capability_statement
+from fhir_api.api.capability import VALIDATE_DEFINITION, capability_statement
 from fhir_api.resources import DEFINITIONS, encounter, patient
 from fhir_api.resources.base import SafetyRule
 from fhir_api.resources.search_parameters import ENCOUNTER_PARAMETERS, PATIENT_PARAMETERS
@@ -55,8 +55,12 @@ def test_the_statement_is_a_valid_r4_capability_statement() -> None:
 def test_interactions_come_from_the_route_table() -> None:
     statement = capability_statement(BASE, RESOURCES)
     for resource in statement["rest"][0]["resource"]:
-        expected = {route.interaction for route in ROUTES if route.resource_type == resource["type"]}
-        assert {entry["code"] for entry in resource["interaction"]} == expected
+        served = {route.interaction for route in ROUTES if route.resource_type == resource["type"]}
+        # Operations are listed as operations, not as interactions (FHIR's TypeRestfulInteraction)
+        assert {entry["code"] for entry in resource["interaction"]} == served - {"operation"}
+        assert [operation["name"] for operation in resource["operation"]] == ["validate"]
+        assert resource["operation"][0]["definition"] == VALIDATE_DEFINITION
+        assert resource["conditionalRead"] == "full-support"
         assert resource["versioning"] == "versioned-update"
         assert resource["readHistory"] is True
         assert resource["updateCreate"] is False

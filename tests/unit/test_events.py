@@ -49,6 +49,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "encounter_search_post": (200, "Bundle"),
     "encounter_read": (200, "Encounter"),
     "encounter_update": (200, "Encounter"),
+    "encounter_patch": (200, "Encounter"),
+    "encounter_validate": (200, "OperationOutcome"),
     "encounter_history": (200, "Bundle"),
     "encounter_vread": (200, "Encounter"),
     "patient_create": (201, "Patient"),
@@ -56,6 +58,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "patient_search_post": (200, "Bundle"),
     "patient_read": (200, "Patient"),
     "patient_update": (200, "Patient"),
+    "patient_patch": (200, "Patient"),
+    "patient_validate": (200, "OperationOutcome"),
     "patient_history": (200, "Bundle"),
     "patient_vread": (200, "Patient"),
     "subscription_create": (201, "Subscription"),
@@ -181,7 +185,7 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
         assert body["fhirVersion"].startswith("4.0")
     elif name == "fallback":
         # DELETE on a known path: 405 naming the methods the path takes
-        assert {method.strip() for method in headers["Allow"].split(",")} == {"GET", "PUT"}
+        assert {method.strip() for method in headers["Allow"].split(",")} == {"GET", "PUT", "PATCH"}
         assert body["issue"][0]["severity"] == "error"
     elif interaction == "create":
         # The create event was sent once by the fixture with the same Idempotency-Key: the same answer
@@ -193,10 +197,13 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
         assert body["id"] == resource_id
         assert body["meta"]["versionId"] == "1"
         assert headers["ETag"] == 'W/"1"'
-    elif interaction == "update":
+    elif interaction in ("update", "patch"):
         assert body["id"] == resource_id
         assert body["meta"]["versionId"] == "2"
         assert headers["ETag"] == 'W/"2"'
+    elif interaction == "validate":
+        # The auditor's $validate of the create event's resource: valid, and nothing stored
+        assert [issue["severity"] for issue in body["issue"]] == ["information", "information"]
     elif interaction == "history":
         assert body["type"] == "history"
         assert [entry["resource"]["id"] for entry in body["entry"]] == [resource_id]

@@ -1,5 +1,5 @@
 """The fhir package's boundaries: fhir.resources read in one module, fhir/ never importing resources/,
-and a read function's cold start loading neither the models nor the validation walk."""
+and a read function's cold start loading neither the models, nor the validation walk, nor JSON Patch."""
 
 from __future__ import annotations
 
@@ -77,5 +77,6 @@ def test_a_read_function_starts_without_the_models_or_the_validation_walk() -> N
         "fhir_api.fhir.models",
         "fhir_api.resources.encounter_rules",
         "fhir_api.resources.patient_rules",
+        "fhir_api.fhir.patching",  # JSON Patch: loaded by a PATCH only
     ):
         assert module not in loaded

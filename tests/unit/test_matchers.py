@@ -8,7 +8,13 @@ from urllib.parse import unquote
 import pytest
 
 from fhir_api.auth.iam import is_allowed, wildcard_match
-from fhir_api.routes import match_route, methods_for_path, path_parameters, route_for_function
+from fhir_api.routes import (
+    match_route,
+    methods_for_path,
+    operation_methods,
+    path_parameters,
+    route_for_function,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +51,10 @@ def test_match_route_gives_the_route_and_its_ids() -> None:
 
 
 def test_methods_for_path_lists_what_the_api_serves_there() -> None:
-    assert methods_for_path("/api/fhir/Encounter/e-1") == ("GET", "PUT")
+    assert methods_for_path("/api/fhir/Encounter/e-1") == ("GET", "PUT", "PATCH")
+    assert methods_for_path("/api/fhir/Encounter/$validate") == ("GET", "PUT", "PATCH", "POST")
+    assert operation_methods("/api/fhir/Encounter/$validate") == ("POST",)
+    assert operation_methods("/api/fhir/Encounter/$everything") == ()
     assert methods_for_path("/api/fhir/Encounter") == ("POST", "GET")
     assert methods_for_path("/api/fhir/Observation") == ()
 

@@ -38,6 +38,28 @@ OAUTH_URIS_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefiniti
 
 # FHIR's order of the type-level interactions, so the statement reads the same on every build.
 _INTERACTION_ORDER = terminology.TYPE_INTERACTIONS
+VALIDATE_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+# What each interaction (and the validate operation) does here beyond FHIR's definition of it.
+_INTERACTION_DOCUMENTATION = {
+    "read": 'If-None-Match (W/"n", "n", a list, or *) naming the current version, or '
+    "If-Modified-Since not before its lastUpdated (whole seconds), answers 304 with the ETag and no body.",
+    "vread": "Conditional like read: If-None-Match or If-Modified-Since answer 304 for that version.",
+    "patch": "JSON Patch (RFC 6902, Content-Type application/json-patch+json) or JSON Merge Patch "
+    "(RFC 7386, application/merge-patch+json; application/json is read as either by its shape). "
+    "FHIRPath Patch (a Parameters resource) is not supported: 415. The patched resource goes through "
+    "the update's validation, rules, lifecycle and versioning; If-Match is honoured (412). A malformed "
+    "patch is 400; a failing test, a missing path, a change of id or resourceType, or a result that is "
+    "not a valid resource is 422, and nothing is stored.",
+}
+_VALIDATE_DOCUMENTATION = (
+    "POST [type]/$validate with the resource, or a Parameters resource with resource and optionally mode "
+    "(create, the default, or update: checked against the stored version the resource's id names) and "
+    "profile (only the type's base profile). The checks of a create or an update (structure, value sets, "
+    "narrative safety, the clinical-safety rules, the lifecycle, the subject patient's existence); "
+    "identifier uniqueness and races are checked only by the write itself. Nothing is stored. 200 with "
+    "an OperationOutcome whether or not the resource is valid (errors as issues); a 4xx means it could "
+    "not be validated. mode=delete is not supported (400)."
+)
 
 
 class ResourceDefinition(Protocol):
@@ -91,8 +113,10 @@ def _security_description() -> str:
         "",
     ]
     for role, interactions in sorted(ROLE_INTERACTIONS.items()):
-        allowed = [code for code in _INTERACTION_ORDER if code in interactions]
+        allowed = [code for code in (*_INTERACTION_ORDER, "operation") if code in interactions]
         lines.append(f"- `{role}`: {', '.join(allowed)}")
+    lines.append("")
+    lines.append("`operation` is `$validate`, which stores nothing; SMART scopes grant it with `r`.")
     for resource_type, roles in sorted(RESTRICTED_TYPES.items()):
         names = ", ".join(f"`{role}`" for role in sorted(roles))
         lines.append(f"- `{resource_type}`: {names} only; no SMART scope grants it")
@@ -203,13 +227,13 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "type": resource_type,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
-        "interaction": [{"code": code} for code in _interactions(resource_type)],
+        "interaction": [_interaction(code) for code in _interactions(resource_type)],
         # Updates honour If-Match (412 on a stale version): FHIR's "versioned-update".
         "versioning": "versioned-update",
         "readHistory": "vread" in _interactions(resource_type),
         "updateCreate": False,
         "conditionalCreate": bool(definition.conditional_create),
-        "conditionalRead": "not-supported",
+        "conditionalRead": "full-support",
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
     }
@@ -230,7 +254,16 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
     parameters = [_search_param(parameter, definition) for parameter in definition.search_parameters.values()]
     if parameters:
         entry["searchParam"] = parameters
+    if any(route.resource_type == resource_type and route.interaction == "operation" for route in ROUTES):
+        entry["operation"] = [
+            {"name": "validate", "definition": VALIDATE_DEFINITION, "documentation": _VALIDATE_DOCUMENTATION}
+        ]
     return entry
+
+
+def _interaction(code: str) -> dict[str, str]:
+    documentation = _INTERACTION_DOCUMENTATION.get(code)
+    return {"code": code, "documentation": documentation} if documentation else {"code": code}
 
 
 def capability_statement(

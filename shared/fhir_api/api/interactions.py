@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import format_datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fhir_api import errors
+from fhir_api.api import operations
 from fhir_api.api.http import ACCEPTED_BODY_TYPES, Request, Response
 from fhir_api.api.response_size import PageRoom, page_room
 from fhir_api.auditevents.compartment import patient_ids
@@ -28,6 +30,16 @@ if TYPE_CHECKING:
     from fhir_api.resources.service import ResourceService
 
 WEAK_ETAG = re.compile(r'\s*(?:W/)?"(\d{1,12})"\s*')
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+# PATCH bodies: JSON Patch; JSON Merge Patch; and plain JSON, which is either (by its shape), as
+# fhirpy sends its patches.
+PATCH_BODY_TYPES = (JSON_PATCH, MERGE_PATCH, "application/json")
+_FHIRPATH_PATCH_REFUSED = (
+    "FHIRPath Patch (a Parameters resource) is not supported; send a JSON Patch "
+    "(Content-Type: application/json-patch+json) or a JSON Merge Patch (application/merge-patch+json)."
+)
+WRITE_METHODS = ("POST", "PUT", "PATCH")
 
 
 def run(route: Route, request: Request, settings: Settings, context: Any) -> Response:
@@ -43,6 +55,7 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
         return run_audit_event(route, request, settings)
     from fhir_api.resources import service_for
 
+    operations.refuse_operation_in_id(request)
     service = service_for(str(route.resource_type), settings)
     if route.interaction == "create":
         return create(service, request, context)
@@ -58,7 +71,7 @@ def prepare(route: Route, settings: Settings) -> None:
 
     service = service_for(route.resource_type, settings)
     service.store.client  # noqa: B018  (creating the client is the point)
-    if route.interaction in ("create", "update"):
+    if route.interaction in ("create", "update", "patch", "operation"):
         from fhir_api.fhir.validation import load_model
 
         load_model(route.resource_type)
@@ -93,17 +106,18 @@ def smart_configuration(settings: Settings) -> Response:
 
 
 def read(service: ResourceService, request: Request) -> Response:
-    """GET [type]/[id] (``_summary``, ``_elements`` subset it)."""
+    """GET [type]/[id] (``_summary``, ``_elements`` subset it); 304 when the client's copy is current
+    (If-None-Match, If-Modified-Since)."""
     subset = _read_subset(service, request)
     stored = service.read(request.path_params.get("id", ""))
-    return _resource_response(200, stored, request, subset=subset)
+    return _not_modified(stored, request) or _resource_response(200, stored, request, subset=subset)
 
 
 def vread(service: ResourceService, request: Request) -> Response:
-    """GET [type]/[id]/_history/[vid] (``_summary``, ``_elements`` subset it)."""
+    """GET [type]/[id]/_history/[vid]; subset and conditional like a read."""
     subset = _read_subset(service, request)
     stored = service.vread(request.path_params.get("id", ""), request.path_params.get("vid", ""))
-    return _resource_response(200, stored, request, subset=subset)
+    return _not_modified(stored, request) or _resource_response(200, stored, request, subset=subset)
 
 
 def _read_subset(service: ResourceService, request: Request) -> _Subset:
@@ -155,6 +169,23 @@ def update(service: ResourceService, request: Request) -> Response:
     if_match = _if_match(request.header("If-Match"))
     document = _body(request, service.settings)
     stored = service.update(request.path_params.get("id", ""), document, if_match)
+    return _resource_response(200, stored, request, location=True)
+
+
+def patch(service: ResourceService, request: Request) -> Response:
+    """PATCH [type]/[id]: JSON Patch (or JSON Merge Patch) applied to the current version, then stored
+    exactly as an update would store the result."""
+    if_match = _if_match(request.header("If-Match"))
+    document = _body(request, service.settings, PATCH_BODY_TYPES)
+    content_type = _content_type(request)
+    if isinstance(document, dict) and document.get("resourceType") == "Parameters":
+        raise errors.UnsupportedMediaType(_FHIRPATH_PATCH_REFUSED)
+    wanted = {JSON_PATCH: list, MERGE_PATCH: dict}.get(content_type, (list, dict))
+    if not isinstance(document, wanted):
+        shape = "a JSON array of operations" if content_type == JSON_PATCH else "a JSON object"
+        raise errors.InvalidRequest(f"A {content_type} body is {shape}.")
+    resource_id = request.path_params.get("id", "")
+    stored = service.commit(service.prepare_patch(resource_id, document, if_match), if_match)
     return _resource_response(200, stored, request, location=True)
 
 
@@ -343,15 +374,19 @@ INTERACTIONS: dict[str, Callable[[ResourceService, Request], Response]] = {
     "read": read,
     "vread": vread,
     "update": update,
+    "patch": patch,
     "search-type": search,
     "history-instance": history,
+    "operation": operations.operation,
 }
 
 
 def unrouted(request: Request, methods: tuple[str, ...], settings: Settings) -> Response:
-    """Paths and methods the API does not serve: 405 with Allow, a CORS preflight, or 404."""
+    """Paths and methods the API does not serve: 405 with Allow, a CORS preflight, 501 for a FHIR
+    operation this server does not implement, or 404."""
     if request.method == "OPTIONS" and methods and settings.cors_origins:
         return Response(204, None, {"Allow": ", ".join(methods)})
+    operations.refuse_unsupported_operation(request)
     if methods:
         raise errors.MethodNotAllowed(
             f"{request.method} is not supported on {request.path}; use {', '.join(methods)}.",
@@ -371,7 +406,8 @@ def apply_cors(request: Request, response: Response, settings: Settings) -> None
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "GET")
         response.headers["Access-Control-Allow-Headers"] = (
-            "Authorization, Content-Type, If-Match, If-None-Exist, Prefer, Idempotency-Key"
+            "Authorization, Content-Type, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer, "
+            "Idempotency-Key"
         )
 
 
@@ -458,9 +494,9 @@ def _resource_response(
             f"{request.base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         )
     prefer = (request.header("Prefer") or "").replace(" ", "").lower()
-    if request.method in ("POST", "PUT") and "return=minimal" in prefer:
+    if request.method in WRITE_METHODS and "return=minimal" in prefer:
         return Response(status, None, headers, patients)
-    if request.method in ("POST", "PUT") and "return=operationoutcome" in prefer:
+    if request.method in WRITE_METHODS and "return=operationoutcome" in prefer:
         issue = errors.Issue(
             "informational",
             f"{stored.resource_type}/{stored.id} version {stored.version_id} stored.",
@@ -472,6 +508,60 @@ def _resource_response(
     return Response(status, subset.text(stored) if subset else stored.text, headers, patients)
 
 
+def _not_modified(stored: StoredResource, request: Request) -> Response | None:
+    """304 (no body, the version's ETag and Last-Modified) when the client already holds this version:
+    If-None-Match names it (or is ``*``), or, without If-None-Match, If-Modified-Since is not before
+    its lastUpdated (HTTP dates have whole seconds, so a change within the same second counts as
+    not after it). None when the resource must be sent."""
+    if request.method != "GET":
+        return None
+    none_match = request.header("If-None-Match")
+    if none_match is not None:
+        if not _etag_listed(none_match, stored.version_id):
+            return None
+    else:
+        since = _http_date(request.header("If-Modified-Since"))
+        if since is None:
+            return None
+        last_updated = fhirtime.parse_canonical(stored.last_updated).replace(microsecond=0)
+        if last_updated > since:
+            return None
+    headers = {
+        "ETag": f'W/"{stored.version_id}"',
+        "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
+    }
+    return Response(304, None, headers, patient_ids((_presented(stored),)))
+
+
+def _etag_listed(value: str, version_id: int) -> bool:
+    """Whether an If-None-Match list (``*``, ``W/"3"``, ``"3"``, and the bare ``3`` fhirpy sends)
+    names ``version_id``; weak comparison, as RFC 9110 prescribes for If-None-Match."""
+    for candidate in value.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        named = etag_version(candidate) or (
+            int(candidate) if candidate.isdigit() and len(candidate) < 13 else None
+        )
+        if named == version_id:
+            return True
+    return False
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date (RFC 9110: IMF-fixdate, or the obsolete forms) as an aware UTC datetime; None when
+    it is missing or not a date (RFC 9110: an invalid If-Modified-Since is ignored)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def _presented(stored: StoredResource) -> StoredResource:
     """The resource as answers show it (a Subscription's header values masked)."""
     from fhir_api.resources import presented
@@ -479,12 +569,19 @@ def _presented(stored: StoredResource) -> StoredResource:
     return presented(stored)
 
 
-def _body(request: Request, settings: Settings) -> Any:
-    media_type, _, parameters = (request.header("Content-Type") or "").partition(";")
-    content_type = media_type.strip().lower()
-    if content_type not in ACCEPTED_BODY_TYPES:
+def _content_type(request: Request) -> str:
+    return (request.header("Content-Type") or "").partition(";")[0].strip().lower()
+
+
+def _body(request: Request, settings: Settings, accepted: tuple[str, ...] = ACCEPTED_BODY_TYPES) -> Any:
+    parameters = (request.header("Content-Type") or "").partition(";")[2]
+    content_type = _content_type(request)
+    if accepted is PATCH_BODY_TYPES and content_type in ACCEPTED_BODY_TYPES and content_type not in accepted:
+        raise errors.UnsupportedMediaType(_FHIRPATH_PATCH_REFUSED)
+    if content_type not in accepted:
+        expected = "application/json-patch+json" if accepted is PATCH_BODY_TYPES else "application/fhir+json"
         raise errors.UnsupportedMediaType(
-            f"Send the resource as application/fhir+json (got {content_type or 'no Content-Type'})."
+            f"Send the body as {expected} (got {content_type or 'no Content-Type'})."
         )
     charset = parameters.lower().replace(" ", "").partition("charset=")[2].split(";")[0].strip('"')
     if charset and charset not in ("utf-8", "utf8"):
@@ -496,6 +593,11 @@ def _body(request: Request, settings: Settings) -> Any:
             f"The body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}."
         )
     return fhirjson.loads(request.body)
+
+
+def request_body(request: Request, settings: Settings) -> Any:
+    """The request's FHIR JSON body, checked (media type, charset, size) and parsed."""
+    return _body(request, settings)
 
 
 def _check_accept(request: Request) -> None:

@@ -22,6 +22,8 @@ HTTP_STATUS: tuple[tuple[type[errors.ApiError], int], ...] = (
     (errors.UnsupportedMediaType, 415),
     (errors.BusinessRuleViolation, 422),
     (errors.IdempotencyKeyReused, 422),
+    (errors.UnprocessablePatch, 422),
+    (errors.OperationNotSupported, 501),
     (errors.ServiceUnavailable, 503),
 )
 

@@ -119,15 +119,58 @@ class ResourceService:
                 f"The resource's id ({document.get('id')!r}) must equal the id in the URL ({resource_id!r}).",
                 expression=(f"{self.resource_type}.id",),
             )
+        return self._replacement(self._current_matching(resource_id, if_match), document)
+
+    def prepare_patch(
+        self, resource_id: str, patch: list[Any] | dict[str, Any], if_match: int | None
+    ) -> Write:
+        """The write that applies ``patch`` to the current version of ``resource_id``: a list is a JSON
+        Patch (RFC 6902), an object a JSON Merge Patch (RFC 7386). The result goes through the update's
+        validation, rules and lifecycle; a patch that cannot be applied or leaves an invalid resource is
+        422, one that changes ``id`` or ``resourceType`` too. Nothing is stored until it is committed."""
+        from fhir_api.fhir.patching import apply_json_patch, apply_merge_patch
+
+        current = self._current_matching(check_id(resource_id), if_match)
+        previous = current.document
+        patched = (
+            apply_json_patch(previous, patch)
+            if isinstance(patch, list)
+            else apply_merge_patch(previous, patch)
+        )
+        size = len(fhirjson.dumps(patched).encode("utf-8"))
+        if size > self.settings.max_body_bytes:
+            raise errors.PayloadTooLarge(
+                f"The patched resource would be {size} bytes; the limit is {self.settings.max_body_bytes}."
+            )
+        for element in ("resourceType", "id"):
+            if patched.get(element) != previous.get(element):
+                raise errors.UnprocessablePatch(
+                    f"A patch may not change {element} (it would be {patched.get(element)!r}).",
+                    expression=(f"{self.resource_type}.{element}",),
+                )
+        try:
+            return self._replacement(current, patched)
+        except errors.InvalidRequest as exc:
+            # The patch was well-formed; the resource it leaves is not: FHIR's 422 for PATCH.
+            raise errors.UnprocessablePatch(
+                f"The patched resource is not valid: {exc.diagnostics}", exc.expression, exc.issues
+            ) from exc
+
+    def _current_matching(self, resource_id: str, if_match: int | None) -> StoredResource:
+        """The current version, or PreconditionFailed when ``if_match`` names another one."""
         current = self.read(resource_id)
         if if_match is not None and if_match != current.version_id:
             raise errors.PreconditionFailed(
                 f"If-Match names version {if_match}, but the current version is {current.version_id}."
             )
+        return current
+
+    def _replacement(self, current: StoredResource, document: Any) -> Write:
+        """The write of ``document`` as the version after ``current``, validated and checked against it."""
         previous = current.document
         resource = self.definition.carry_over(self.definition.validate(document), previous)
         self.definition.check_rules(resource, previous)
-        stored = self._stamp(resource, resource_id, current.version_id + 1)
+        stored = self._stamp(resource, current.id, current.version_id + 1)
         return self._write(stored, resource, previous, current)
 
     def commit(self, write: Write, if_match: int | None = None) -> StoredResource:
@@ -140,6 +183,31 @@ class ResourceService:
                 raise errors.PreconditionFailed(exc.diagnostics) from exc
             raise
         return write.resource
+
+    def validation_issues(self, document: Any, mode: str = "create") -> list[errors.Issue]:
+        """Why a create (``mode`` create) or an update (``mode`` update, of the stored resource the
+        document's ``id`` names) of ``document`` would be refused, by the checks those writes make, the
+        referenced resources' existence included; empty when it would be accepted. Nothing is stored."""
+        try:
+            if mode == "update":
+                resource_id = document.get("id") if isinstance(document, dict) else None
+                if not isinstance(resource_id, str) or not resource_id:
+                    raise errors.InvalidRequest(
+                        "mode=update validates an update of a stored resource: the resource needs its id.",
+                        expression=(f"{self.resource_type}.id",),
+                    )
+                write = self.prepare_update(resource_id, document, None)
+            else:
+                write = self.prepare_create(document)
+            for reference_type, reference_id in write.references:
+                if self.store.current(reference_type, reference_id) is None:
+                    raise errors.BusinessRuleViolation(
+                        f"The referenced {reference_type}/{reference_id} does not exist.",
+                        expression=(f"{self.resource_type}.subject",),
+                    )
+        except (errors.InvalidRequest, errors.BusinessRuleViolation, errors.ResourceNotFound) as exc:
+            return list(exc.issues)
+        return []
 
     # -- search ------------------------------------------------------------------------------------
 
