@@ -70,6 +70,9 @@ def _subscription_routes() -> tuple[Route, ...]:
 
 
 METADATA_ROUTE = Route("metadata", "GET", f"{API_PREFIX}/metadata", None, "capabilities")
+# Transaction and batch Bundles at the base URL: one route, one function (``fhir_api.bundles``); the
+# Bundle's type says which, and each entry is checked against the route it would take on its own.
+BUNDLE_ROUTE = Route("bundle", "POST", API_PREFIX, None, "transaction")
 SMART_CONFIGURATION_ROUTE = Route(
     "smart_configuration",
     "GET",
@@ -86,19 +89,21 @@ ROUTES: tuple[Route, ...] = (
     + tuple(route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type))
     + _subscription_routes()
     + AUDIT_EVENT_ROUTES
-    + (SMART_CONFIGURATION_ROUTE,)
+    + (SMART_CONFIGURATION_ROUTE, BUNDLE_ROUTE)
 )
 
 # Routes anyone may call, without a token.
 PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration"})
 READ_INTERACTIONS = frozenset({"read", "vread", "search-type", "history-instance"})
 WRITE_INTERACTIONS = frozenset({"create", "update"})
+# A Bundle at the base URL: every role may send one; each of its entries needs what its own route needs.
+BUNDLE_INTERACTIONS = frozenset({"transaction", "batch"})
 
 # The seed's role table: admin and practitioner create, read and update; an auditor only reads.
 ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
-    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS,
-    "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS,
-    "auditor": READ_INTERACTIONS,
+    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS | BUNDLE_INTERACTIONS,
+    "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS | BUNDLE_INTERACTIONS,
+    "auditor": READ_INTERACTIONS | BUNDLE_INTERACTIONS,
 }
 
 # Resource types only the listed roles may reach, whatever their interactions allow elsewhere: the
@@ -130,6 +135,8 @@ AUDIT_ACTIONS = {
     "update": "update",
     "search-type": "search",
     "history-instance": "history",
+    "transaction": "transaction",
+    "batch": "batch",
 }
 
 
@@ -148,13 +155,18 @@ def _role_reaches(route: Route, roles: tuple[str, ...] | list[str]) -> bool:
 
 
 def routes_for_permissions(grants: frozenset[tuple[str, str]] | set[tuple[str, str]]) -> list[Route]:
-    """Every protected route whose (resource type, SMART permission letter) is in ``grants``."""
+    """Every protected route whose (resource type, SMART permission letter) is in ``grants``; the Bundle
+    route with any grant on a clinical type (SMART has no letter for it: each entry needs its own)."""
+    clinical = any(resource_type in RESOURCE_TYPES for resource_type, _ in grants)
     return [
         route
         for route in ROUTES
-        if route.resource_type is not None
-        and route.smart_permission is not None
-        and (route.resource_type, route.smart_permission) in grants
+        if (
+            route.resource_type is not None
+            and route.smart_permission is not None
+            and (route.resource_type, route.smart_permission) in grants
+        )
+        or (route.interaction in BUNDLE_INTERACTIONS and clinical)
     ]
 
 

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from fhir_api.resources import DEFINITIONS
-from fhir_api.routes import PUBLIC_INTERACTIONS, READ_INTERACTIONS, ROUTES, WRITE_INTERACTIONS, Route
+from fhir_api.routes import (
+    PUBLIC_INTERACTIONS,
+    READ_INTERACTIONS,
+    RESOURCE_TYPES,
+    ROUTES,
+    WRITE_INTERACTIONS,
+    Route,
+)
 from fhir_api.settings import ENVIRONMENT_NAMES
 from local.tables import env_name
 from local.template import load_template
@@ -146,9 +153,9 @@ def _grants(properties: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 def _pages(route: Route) -> bool:
-    """Whether the route signs or checks page tokens: search and history bundles page, and a
-    conditional create runs a search."""
-    return route.interaction in {"search-type", "history-instance"} or (
+    """Whether the route signs or checks page tokens: search and history bundles page, a conditional
+    create runs a search, and a Bundle's entries may do any of these."""
+    return route.interaction in {"search-type", "history-instance", "transaction"} or (
         route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create
     )
 
@@ -161,11 +168,25 @@ def _expected_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     Put/Delete of search terms.
     A route that pages reads the page token key from its secret (store/secrets.py).
     """
+    if route.interaction == "transaction":
+        return _bundle_grants()
     if route.resource_type is None:
         return {}
     grants = _table_grants(route)
     if _pages(route):
         grants[("PageTokenSecret", "secret")] = {"secretsmanager:GetSecretValue"}
+    return grants
+
+
+def _bundle_grants() -> dict[tuple[str, str], set[str]]:
+    """A Bundle's entries run the interactions of the clinical types' routes: what those are granted."""
+    grants: dict[tuple[str, str], set[str]] = {
+        ("PageTokenSecret", "secret"): {"secretsmanager:GetSecretValue"}
+    }
+    for route in ROUTES:
+        if route.resource_type in DEFINITIONS and route.resource_type != "Subscription":
+            for target, actions in _table_grants(route).items():
+                grants.setdefault(target, set()).update(actions)
     return grants
 
 
@@ -367,15 +388,24 @@ def test_write_functions_get_exactly_what_their_transaction_needs(resources: dic
             assert _grants(functions[route.logical_id]) == _expected_grants(route), route.logical_id
 
 
+def test_the_bundle_function_gets_what_the_entries_interactions_get(resources: dict[str, Any]) -> None:
+    # Given the function of POST /api/fhir
+    route = next(route for route in ROUTES if route.interaction == "transaction")
+    # Then it may call what the clinical types' own functions may, together, and nothing else
+    assert _grants(_functions(resources)[route.logical_id]) == _expected_grants(route)
+
+
 def test_version_copies_are_limited_to_the_functions_resource_type(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
     for route in ROUTES:
         for statement in _statements(functions[route.logical_id]):
             if _target(_as_list(statement["Resource"])[0])[0] != "VersionsTable":
                 continue
-            # Then the function reaches only the versions of its own resource type
+            # Then the function reaches only the versions of its own resource type (a Bundle's: the
+            # clinical types its entries may be)
             keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-            assert keys == [f"{route.resource_type}/*"]
+            types = RESOURCE_TYPES if route.interaction == "transaction" else (route.resource_type,)
+            assert keys == [f"{resource_type}/*" for resource_type in types]
 
 
 def test_no_policy_uses_wildcards(resources: dict[str, Any]) -> None:

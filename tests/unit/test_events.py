@@ -64,6 +64,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     # An auditor's search and read of the audit trail (empty here: nothing was recorded on moto)
     "audit_event_search": (200, "Bundle"),
     "audit_event_read": (404, "OperationOutcome"),
+    # A transaction: the create event's patient (found by ifNoneExist) and a new encounter of it
+    "bundle": (200, "Bundle"),
 }
 # Not an API function: the recorder answers CloudWatch Logs deliveries (see its own test below).
 RECORDER = "audit_recorder"
@@ -198,6 +200,12 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
     elif interaction == "history":
         assert body["type"] == "history"
         assert [entry["resource"]["id"] for entry in body["entry"]] == [resource_id]
+    elif name == "bundle":
+        assert body["type"] == "transaction-response"
+        patient, encounter = body["entry"]
+        assert patient["response"]["status"] == "200 OK" and patient["resource"]["id"] == seeded.patient_id
+        assert encounter["response"]["status"] == "201 Created"
+        assert encounter["resource"]["subject"]["reference"] == f"Patient/{seeded.patient_id}"
     elif interaction == "search":
         assert body["type"] == "searchset"
         assert body["total"] == 1

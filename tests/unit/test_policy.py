@@ -300,9 +300,10 @@ def test_an_access_token_gets_the_policy_of_its_scopes_and_passes_them_on(
         authorizer_event(routes.route_for_function("encounter_search")), LAMBDA_CONTEXT
     )
 
-    # Then the search is allowed, nothing else, and the functions learn the scopes and the client
+    # Then the search is allowed (and a Bundle, whose entries are checked one by one), nothing else,
+    # and the functions learn the scopes and the client
     allowed = [route.function for route in ROUTES if is_allowed(answer["policyDocument"], method_arn(route))]
-    assert allowed == ["encounter_search"]
+    assert allowed == ["encounter_search", "bundle"]
     assert answer["context"]["scopes"] == "system/Encounter.s"
     assert answer["context"]["client_id"] == "app-1"
 

@@ -36,6 +36,8 @@ OAUTH_URIS_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefiniti
 
 # FHIR's order of the type-level interactions, so the statement reads the same on every build.
 _INTERACTION_ORDER = terminology.TYPE_INTERACTIONS
+# The system-level interactions, in FHIR's order: a Bundle at the base URL is one or the other.
+_SYSTEM_INTERACTION_ORDER = ("transaction", "batch")
 
 
 class ResourceDefinition(Protocol):
@@ -80,7 +82,7 @@ def _security_description() -> str:
         "",
     ]
     for role, interactions in sorted(ROLE_INTERACTIONS.items()):
-        allowed = [code for code in _INTERACTION_ORDER if code in interactions]
+        allowed = [code for code in (*_INTERACTION_ORDER, *_SYSTEM_INTERACTION_ORDER) if code in interactions]
         lines.append(f"- `{role}`: {', '.join(allowed)}")
     for resource_type, roles in sorted(RESTRICTED_TYPES.items()):
         names = ", ".join(f"`{role}`" for role in sorted(roles))
@@ -176,6 +178,30 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
     return entry
 
 
+def _system_interactions() -> list[dict[str, str]]:
+    """``rest.interaction``: what the Bundle route (``POST [base]``) takes, with how it is processed."""
+    served = {route.interaction for route in ROUTES if route.resource_type is None}
+    if "transaction" not in served:
+        return []
+    return [
+        {
+            "code": "transaction",
+            "documentation": "POST [base] with a Bundle of type transaction: POST (with ifNoneExist), PUT "
+            "(with ifMatch, and conditional PUT [type]?criteria), DELETE and GET entries of Encounter and "
+            "Patient, processed DELETE, POST, PUT, GET; urn:uuid and urn:oid fullUrls resolved and every "
+            "reference to them rewritten; all writes land in one DynamoDB transaction or none does. One "
+            "refused entry refuses the Bundle, with an OperationOutcome naming Bundle.entry[n]. Each entry "
+            "is authorised and audited as its own interaction.",
+        },
+        {
+            "code": "batch",
+            "documentation": "POST [base] with a Bundle of type batch: each entry is processed on its own "
+            "and answered with its own status (its OperationOutcome in response.outcome on failure); the "
+            "batch-response itself is 200.",
+        },
+    ]
+
+
 def capability_statement(
     base_url: str,
     resources: Sequence[ResourceDefinition],
@@ -207,6 +233,7 @@ def capability_statement(
                 "documentation": _search_documentation(),
                 "security": _security(cors, token_endpoint),
                 "resource": [_resource(definition) for definition in resources],
+                "interaction": _system_interactions(),
             }
         ],
     }

@@ -70,6 +70,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     # For the audit record only, never sent: the patients whose data the answer held or the write touched.
     patients: tuple[str, ...] = ()
+    # For the audit record only: the interaction, when the route's own is not the exact one (a batch
+    # at the Bundle route, whose route says transaction).
+    interaction: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy (kept as the first answer of an idempotent request)."""
@@ -79,13 +82,21 @@ class Response:
             "headers": dict(self.headers),
             "body": body,
             "patients": list(self.patients),
+            "interaction": self.interaction,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Response:
         """The response ``to_dict`` described."""
         patients = tuple(str(patient) for patient in data.get("patients") or ())
-        return cls(int(data["status"]), data.get("body"), dict(data.get("headers") or {}), patients)
+        interaction = data.get("interaction")
+        return cls(
+            int(data["status"]),
+            data.get("body"),
+            dict(data.get("headers") or {}),
+            patients,
+            str(interaction) if interaction else None,
+        )
 
     def to_proxy(self) -> dict[str, Any]:
         """The API Gateway proxy integration result, with the security headers every answer carries."""

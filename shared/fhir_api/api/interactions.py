@@ -345,7 +345,9 @@ def _presented(stored: StoredResource) -> StoredResource:
     return presented(stored)
 
 
-def _body(request: Request, settings: Settings) -> Any:
+def _body(request: Request, settings: Settings, limit: int | None = None) -> Any:
+    """The JSON body, after its type and size (``limit`` bytes, MAX_BODY_BYTES unless given)."""
+    limit = limit or settings.max_body_bytes
     media_type, _, parameters = (request.header("Content-Type") or "").partition(";")
     content_type = media_type.strip().lower()
     if content_type not in ACCEPTED_BODY_TYPES:
@@ -357,10 +359,8 @@ def _body(request: Request, settings: Settings) -> Any:
         raise errors.UnsupportedMediaType(f"FHIR JSON is UTF-8; charset={charset} is not supported.")
     if request.body is None or not request.body.strip():
         raise errors.InvalidRequest("The request has no body; send the resource as JSON.")
-    if len(request.body) > settings.max_body_bytes:
-        raise errors.PayloadTooLarge(
-            f"The body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}."
-        )
+    if len(request.body) > limit:
+        raise errors.PayloadTooLarge(f"The body is {len(request.body)} bytes; the limit is {limit}.")
     return fhirjson.loads(request.body)
 
 

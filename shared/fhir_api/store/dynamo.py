@@ -296,12 +296,7 @@ class Store:
         written = {(write.resource.resource_type, write.resource.id) for write in writes}
         if len(written) < len(writes):
             raise errors.InvalidRequest("The same resource cannot be written twice in one transaction.")
-        actions: list[dict[str, Any]] = []
-        owners: list[int] = []  # the index of the write each action belongs to
-        for position, write in enumerate(writes):
-            for action in _actions(self, write, written):
-                actions.append(action)
-                owners.append(position)
+        actions, owners = self.transaction_actions(writes)
         if len(actions) > TRANSACTION_ACTIONS_LIMIT:
             what = (
                 f"The {writes[0].resource.resource_type} has too many searchable elements"
@@ -311,6 +306,18 @@ class Store:
             )
             raise errors.BusinessRuleViolation(f"{what} in one write.")
         self._transact(actions, owners, writes)
+
+    def transaction_actions(self, writes: list[Write]) -> tuple[list[dict[str, Any]], list[int]]:
+        """The TransactWriteItems actions that land ``writes``, and the index of the write each belongs
+        to (what ``write_all`` sends; a caller may measure it against DynamoDB's limits first)."""
+        written = {(write.resource.resource_type, write.resource.id) for write in writes}
+        actions: list[dict[str, Any]] = []
+        owners: list[int] = []
+        for position, write in enumerate(writes):
+            for action in _actions(self, write, written):
+                actions.append(action)
+                owners.append(position)
+        return actions, owners
 
     def _transact(self, actions: list[dict[str, Any]], owners: list[int], writes: list[Write]) -> None:
         from botocore.exceptions import ClientError
