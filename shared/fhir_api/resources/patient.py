@@ -79,6 +79,7 @@ class PatientDefinition(ResourceDefinition):
     search_parameters = PATIENT_PARAMETERS
     sort_parameters = PATIENT_SORTS
     conditional_create = True
+    conditional_update = True
     safety_rules = SAFETY_RULES
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
@@ -86,6 +87,10 @@ class PatientDefinition(ResourceDefinition):
         from fhir_api.resources.patient_rules import check_patient_rules
 
         check_patient_rules(resource, previous)
+
+    def referrers(self, resource_id: str) -> list[Listing]:
+        """The encounters whose subject the patient is: a patient with encounters is not deleted."""
+        return [Listing("Encounter", "subject", (resource_id,))]
 
     def terms(self, resource: dict[str, Any], resource_id: str) -> list[Term]:
         """Every searchable value of the patient, one term item each."""
