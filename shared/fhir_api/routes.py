@@ -41,6 +41,12 @@ class Route:
         return SMART_PERMISSIONS.get(self.interaction)
 
     @property
+    def conditional(self) -> bool:
+        """Whether the route names its resource by search criteria (``PUT [type]?identifier=…``), not
+        by id: FHIR's conditional form of the interaction."""
+        return self.interaction in CONDITIONAL_INTERACTIONS and "{id}" not in self.path
+
+    @property
     def logical_id(self) -> str:
         """The function's logical id in template.yaml, e.g. ``EncounterCreateFunction``."""
         return "".join(part.capitalize() for part in self.function.split("_")) + "Function"
@@ -54,6 +60,8 @@ def _resource_routes(resource_type: str) -> tuple[Route, ...]:
         Route(f"{name}_search", "GET", base, resource_type, "search-type"),
         Route(f"{name}_read", "GET", f"{base}/{{id}}", resource_type, "read"),
         Route(f"{name}_update", "PUT", f"{base}/{{id}}", resource_type, "update"),
+        Route(f"{name}_conditional_update", "PUT", base, resource_type, "update"),
+        Route(f"{name}_delete", "DELETE", f"{base}/{{id}}", resource_type, "delete"),
         Route(f"{name}_history", "GET", f"{base}/{{id}}/_history", resource_type, "history-instance"),
         Route(f"{name}_vread", "GET", f"{base}/{{id}}/_history/{{vid}}", resource_type, "vread"),
     )
@@ -96,12 +104,18 @@ ROUTES: tuple[Route, ...] = (
 PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration"})
 READ_INTERACTIONS = frozenset({"read", "vread", "search-type", "history-instance"})
 WRITE_INTERACTIONS = frozenset({"create", "update"})
+# Interactions with a conditional form on the type's path (FHIR's conditional update).
+CONDITIONAL_INTERACTIONS = frozenset({"update"})
+# Deleting a clinical record is the admin's alone: a clinician corrects a record (entered-in-error)
+# and keeps its history readable; removing it from every search is an administrative act.
+DELETE_INTERACTIONS = frozenset({"delete"})
 # A Bundle at the base URL: every role may send one; each of its entries needs what its own route needs.
 BUNDLE_INTERACTIONS = frozenset({"transaction", "batch"})
 
-# The seed's role table: admin and practitioner create, read and update; an auditor only reads.
+# The role table: admin and practitioner create, read and update; only the admin deletes; an auditor
+# only reads.
 ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
-    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS | BUNDLE_INTERACTIONS,
+    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS | DELETE_INTERACTIONS | BUNDLE_INTERACTIONS,
     "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS | BUNDLE_INTERACTIONS,
     "auditor": READ_INTERACTIONS | BUNDLE_INTERACTIONS,
 }
@@ -122,6 +136,7 @@ SMART_PERMISSIONS: dict[str, str] = {
     "vread": "r",
     "history-instance": "r",
     "update": "u",
+    "delete": "d",
     "search-type": "s",
 }
 
@@ -133,6 +148,7 @@ AUDIT_ACTIONS = {
     "read": "read",
     "vread": "vread",
     "update": "update",
+    "delete": "delete",
     "search-type": "search",
     "history-instance": "history",
     "transaction": "transaction",

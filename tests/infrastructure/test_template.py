@@ -47,11 +47,20 @@ IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 TABLES: dict[str, dict[str, Any]] = {
     "EncountersTable": {
         "key": [("id", "HASH")],
-        "attributes": {"id": "S", "subject": "S", "statusShard": "S", "dateShard": "S", "periodStart": "S"},
+        "attributes": {
+            "id": "S",
+            "subject": "S",
+            "statusShard": "S",
+            "dateShard": "S",
+            "periodStart": "S",
+            "term": "S",
+            "termValue": "S",
+        },
         "indexes": {
             "subject-index": (("subject", "periodStart"), ["periodEnd"]),
             "status-index": (("statusShard", "periodStart"), ["periodEnd"]),
             "date-index": (("dateShard", "periodStart"), ["periodEnd"]),
+            "term-index": (("term", "termValue"), ["owner"]),
         },
         "retain": True,
     },

@@ -81,6 +81,7 @@ class ResourceDefinition(ABC):
     search_parameters: dict[str, SearchParameter] = {}
     sort_parameters: tuple[str, ...] = ()
     conditional_create: bool = False
+    conditional_update: bool = False
 
     def validate(self, document: Any) -> dict[str, Any]:
         """The resource as sent, minus ``id`` and ``meta``; InvalidResource when it is not FHIR R4."""
@@ -102,6 +103,10 @@ class ResourceDefinition(ABC):
 
     def references(self, resource: dict[str, Any]) -> list[tuple[str, str]]:
         """The resources that must exist for ``resource`` to be stored, as (type, id)."""
+        return []
+
+    def referrers(self, resource_id: str) -> list[Listing]:
+        """The listings of resources that reference ``resource_id`` and so keep it from being deleted."""
         return []
 
     def index_attributes(
