@@ -318,3 +318,14 @@ def test_a_patient_scope_gets_a_deny_policy(monkeypatch: pytest.MonkeyPatch) -> 
 
     # Then it allows nothing (403): patient compartments are not enforced
     assert all(not is_allowed(answer["policyDocument"], method_arn(route)) for route in ROUTES)
+
+
+def test_the_bundle_route_is_allowed_with_and_without_a_trailing_slash() -> None:
+    # Given an auditor's policy (every role may send a Bundle; its entries are checked one by one)
+    document = build_policy("user-5", routes_for_roles(["auditor"]), method_arn(ROUTES[1]))["policyDocument"]
+
+    # Then POST to the base URL is allowed as fhirpy sends it too (base + "/"), and nothing else there
+    assert is_allowed(document, f"{PREFIX}/POST/api/fhir")
+    assert is_allowed(document, f"{PREFIX}/POST/api/fhir/")
+    assert not is_allowed(document, f"{PREFIX}/GET/api/fhir/")
+    assert not is_allowed(document, f"{PREFIX}/POST/api/fhir/Patient")

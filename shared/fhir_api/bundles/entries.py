@@ -36,7 +36,7 @@ class Entry:
     path: str  # the path the entry's request would have: /api/fhir/Encounter/123
     query: dict[str, list[str]]
     query_text: str
-    route: Route | None  # None for a conditional update (PUT [type]?criteria), resolved later
+    route: Route | None  # None only for a batch entry refused as it was read
     path_params: dict[str, str]
     full_url: str | None = None
     resource: dict[str, Any] | None = None
@@ -53,7 +53,7 @@ class Entry:
     @property
     def is_conditional_update(self) -> bool:
         """PUT [type]?criteria: the resource the criteria find is updated, or a new one created."""
-        return self.method == "PUT" and "id" not in self.path_params
+        return self.route is not None and self.route.conditional
 
     def describe(self) -> str:
         """``Bundle.entry[2] (POST Encounter)`` for messages."""
@@ -210,17 +210,16 @@ def _target(url: str, base_url: str, where: str) -> tuple[str, str, str]:
 
 
 def _route(entry: Entry) -> None:
-    """The route the entry's request takes (PUT [type]?criteria is resolved to one later)."""
+    """The route the entry's request takes, found by the one route matcher."""
     where = f"{entry.where}.request.url"
-    if entry.method == "PUT" and entry.path == f"{API_PREFIX}/{entry.resource_type}":
-        if not entry.query_text:
-            raise errors.InvalidRequest(
-                f"{where}: PUT needs [type]/[id], or search criteria for a conditional update "
-                f"({entry.resource_type}?identifier=system|value).",
-                expression=(where,),
-            )
-        return
-    if entry.method != "GET" and entry.query_text:
+    on_type = entry.path == f"{API_PREFIX}/{entry.resource_type}"
+    if entry.method == "PUT" and on_type and not entry.query_text:
+        raise errors.InvalidRequest(
+            f"{where}: PUT needs [type]/[id], or search criteria for a conditional update "
+            f"({entry.resource_type}?identifier=system|value).",
+            expression=(where,),
+        )
+    if entry.query_text and entry.method != "GET" and not (entry.method == "PUT" and on_type):
         raise errors.InvalidRequest(
             f"{where}: {entry.method} takes no query here ({show(entry.url)}).", expression=(where,)
         )

@@ -25,7 +25,7 @@ from fhir_api.bundles import references
 from fhir_api.bundles.entries import PROCESSING_ORDER, Entry, at_entry
 from fhir_api.fhir import fhirjson
 from fhir_api.fhir.fhirjson import RawJson
-from fhir_api.routes import API_PREFIX, Route, match_route
+from fhir_api.routes import Route
 from fhir_api.settings import Settings
 from fhir_api.store.dynamo import TRANSACTION_ACTIONS_LIMIT
 from fhir_api.store.types import StoredResource, Write
@@ -69,30 +69,43 @@ class Outcome:
 
 @dataclass
 class _Planned:
-    """A POST or PUT entry resolved to its resource: a write to prepare, or a match that writes nothing."""
+    """A write entry resolved to its resource: a write to prepare, or what it came to without one (an
+    If-None-Exist match, the delete of a resource already gone)."""
 
     entry: Entry
-    route: Route
-    resource_id: str
-    creates: bool
+    resource_id: str | None  # None: a conditional update, until its criteria are searched
+    creates: bool = False
     if_match: int | None = None
     existing: StoredResource | None = None  # the If-None-Exist match: nothing is written
+    unchanged: str | None = None  # why a DELETE writes nothing (the resource is unknown or gone)
     write: Write | None = field(default=None)
+
+    @property
+    def deletes(self) -> bool:
+        return self.entry.method == "DELETE"
 
 
 def run_transaction(entries: list[Entry], ctx: Context) -> list[Outcome]:
-    """Run a transaction's entries: all of its writes land, or the error naming its entry is raised."""
+    """Run a transaction's entries: all of its writes land, or the error naming its entry is raised.
+
+    Conditional updates are prepared in entry order with the identities known by then (those of POST
+    and PUT [type]/[id] entries, and of earlier conditional updates); every other write sees them all.
+    """
     ordered = sorted(entries, key=lambda entry: (PROCESSING_ORDER[entry.method], entry.index))
     for entry in ordered:
         if entry.route is not None:
             _authorise(entry, entry.route, ctx)
-    planned = [_plan(entry, ctx) for entry in ordered if entry.method in ("POST", "PUT")]
-    _refuse_double_writes(planned)
-    identities = _identities(planned)
+    planned = [_plan(entry, ctx) for entry in ordered if entry.method != "GET"]
+    identities = _identities([plan for plan in planned if plan.resource_id is not None])
     for plan in planned:
-        if plan.existing is None:
+        if plan.entry.is_conditional_update:
+            _prepare_conditional_update(plan, identities, ctx)
+    for plan in planned:
+        if plan.write is None and plan.existing is None and plan.unchanged is None:
             plan.write = _prepare(plan, identities, ctx)
     writes = [plan for plan in planned if plan.write is not None]
+    _refuse_double_writes(writes)
+    _refuse_references_to_deleted(writes)
     _commit(writes, ctx)
     outcomes = {plan.entry.index: _write_outcome(plan, ctx) for plan in planned}
     for entry in ordered:
@@ -158,48 +171,65 @@ def _authorise(entry: Entry, route: Route, ctx: Context) -> None:
         raise at_entry(exc, entry.index, entry.resource_type) from exc
 
 
-def _route(method: str, path: str) -> Route:
-    matched = match_route(method, path)
-    if matched is None:  # every served type has its create and update routes
-        raise errors.InvalidRequest(f"{method} {path} is not served.")
-    return matched[0]
-
-
 # -- writes ----------------------------------------------------------------------------------------
 
 
 def _plan(entry: Entry, ctx: Context) -> _Planned:
-    """Resolve a POST or PUT entry to the resource it writes (conditions are searched here)."""
+    """Resolve a POST, PUT or DELETE entry to the resource it writes (If-None-Exist is searched here;
+    a conditional update's criteria when it is prepared)."""
     from fhir_api.resources import service_for
 
     service = service_for(entry.resource_type, ctx.settings)
-    base = ctx.request.base_url
     try:
         if_match = _if_match(entry)
         if entry.method == "POST":
-            assert entry.route is not None
+            base = ctx.request.base_url
             existing = service.conditional_match(entry.if_none_exist, base) if entry.if_none_exist else None
             if existing is not None:
-                return _Planned(entry, entry.route, existing.id, False, existing=existing)
-            return _Planned(entry, entry.route, str(uuid.uuid4()), True)
-        if not entry.is_conditional_update:
-            assert entry.route is not None
-            return _Planned(entry, entry.route, entry.path_params["id"], False, if_match)
-        matches = service.find_by_condition(entry.query_text, base)
-        if len(matches) > 1:
-            raise errors.PreconditionFailed(
-                f"The conditional update's criteria ({entry.query_text}) match more than one "
-                f"{entry.resource_type}; narrow them."
-            )
-        if matches:
-            route = _route("PUT", f"{API_PREFIX}/{entry.resource_type}/{matches[0].id}")
-            plan = _Planned(entry, route, matches[0].id, False, if_match)
-        else:
-            plan = _Planned(entry, _route("POST", entry.path), str(uuid.uuid4()), True)
+                return _Planned(entry, existing.id, existing=existing)
+            return _Planned(entry, str(uuid.uuid4()), creates=True)
+        if entry.is_conditional_update:
+            return _Planned(entry, None, if_match=if_match)
+        plan = _Planned(entry, entry.path_params["id"], if_match=if_match)
+        if entry.method == "DELETE":
+            _prepare_delete(plan, service)
+        return plan
     except errors.ApiError as exc:
         raise at_entry(exc, entry.index, entry.resource_type) from exc
-    _authorise(entry, plan.route, ctx)
-    return plan
+
+
+def _prepare_delete(plan: _Planned, service: Any) -> None:
+    """The tombstone of a DELETE entry. An unknown or already deleted resource changes nothing and is
+    200 (as DELETE on its own route answers); with ifMatch it is 412, no version being current."""
+    try:
+        plan.write = service.prepare_delete(plan.resource_id, plan.if_match)
+    except errors.ResourceNotFound as exc:
+        if plan.if_match is not None:
+            raise errors.PreconditionFailed(
+                f"ifMatch names version {plan.if_match}, but {exc.diagnostics}"
+            ) from exc
+        gone = isinstance(exc, errors.ResourceGone)
+        plan.unchanged = f"{plan.entry.resource_type}/{plan.resource_id} " + (
+            "is already deleted." if gone else "does not exist."
+        )
+
+
+def _prepare_conditional_update(plan: _Planned, identities: dict[str, str], ctx: Context) -> None:
+    """Prepare PUT [type]?criteria as its own route would (the service's conditional update), then
+    record the identity its fullUrl stands for."""
+    from fhir_api.resources import service_for
+
+    entry = plan.entry
+    service = service_for(entry.resource_type, ctx.settings)
+    document = references.rewrite(entry.resource, identities)
+    try:
+        write, created = service.prepare_conditional_update(
+            entry.query_text, document, plan.if_match, ctx.request.base_url
+        )
+    except errors.ApiError as exc:
+        raise at_entry(exc, entry.index, entry.resource_type) from exc
+    plan.write, plan.creates, plan.resource_id = write, created, write.resource.id
+    identities.update(_identities([plan]))
 
 
 def _if_match(entry: Entry) -> int | None:
@@ -214,19 +244,37 @@ def _if_match(entry: Entry) -> int | None:
     return version
 
 
-def _refuse_double_writes(planned: list[_Planned]) -> None:
+def _refuse_double_writes(writes: list[_Planned]) -> None:
     """One resource, one entry: a transaction cannot write the same resource twice."""
     seen: dict[tuple[str, str], int] = {}
-    for plan in planned:
-        key = (plan.entry.resource_type, plan.resource_id)
-        if key in seen and plan.existing is None:
+    for plan in writes:
+        key = (plan.entry.resource_type, str(plan.resource_id))
+        if key in seen:
             raise errors.InvalidRequest(
-                f"{plan.entry.where} writes {key[0]}/{key[1]}, which Bundle.entry[{seen[key]}] already "
-                "writes; a transaction writes each resource once.",
+                f"{plan.entry.where} writes {key[0]}/{key[1]}, which Bundle.entry[{seen[key]}] writes too; "
+                "a transaction writes each resource once.",
                 expression=(plan.entry.where,),
             )
-        if plan.existing is None:
-            seen[key] = plan.entry.index
+        seen[key] = plan.entry.index
+
+
+def _refuse_references_to_deleted(writes: list[_Planned]) -> None:
+    """A resource cannot point at one the same transaction deletes (the store checks only what stays)."""
+    deleted = {
+        (plan.entry.resource_type, str(plan.resource_id)): plan.entry.index for plan in writes if plan.deletes
+    }
+    for plan in writes:
+        for reference in plan.write.references if plan.write is not None else ():
+            if reference in deleted:
+                raise at_entry(
+                    errors.BusinessRuleViolation(
+                        f"It references {reference[0]}/{reference[1]}, which "
+                        f"Bundle.entry[{deleted[reference]}] deletes.",
+                        expression=(f"{plan.entry.resource_type}.subject",),
+                    ),
+                    plan.entry.index,
+                    plan.entry.resource_type,
+                )
 
 
 def _identities(planned: list[_Planned]) -> dict[str, str]:
@@ -247,12 +295,11 @@ def _prepare(plan: _Planned, identities: dict[str, str], ctx: Context) -> Write:
     entry = plan.entry
     service = service_for(entry.resource_type, ctx.settings)
     document = references.rewrite(entry.resource, identities)
+    resource_id = str(plan.resource_id)
     try:
         if plan.creates:
-            return service.prepare_create(document, resource_id=plan.resource_id)
-        if entry.is_conditional_update and isinstance(document, dict) and "id" not in document:
-            document = {**document, "id": plan.resource_id}
-        return service.prepare_update(plan.resource_id, document, plan.if_match)
+            return service.prepare_create(document, resource_id=resource_id)
+        return service.prepare_update(resource_id, document, plan.if_match)
     except errors.ApiError as exc:
         raise at_entry(exc, entry.index, entry.resource_type) from exc
 
@@ -322,6 +369,8 @@ def _write_outcome(plan: _Planned, ctx: Context) -> Outcome:
     """A POST or PUT entry's answer: status, location, etag, lastModified, and the resource as preferred."""
     from fhir_api.resources import presented
 
+    if plan.deletes:
+        return _delete_outcome(plan)
     stored = plan.existing if plan.existing is not None else plan.write.resource if plan.write else None
     assert stored is not None
     status = 201 if plan.creates else 200
@@ -343,16 +392,41 @@ def _write_outcome(plan: _Planned, ctx: Context) -> Outcome:
         )
         response["outcome"] = operation_outcome([issue])
     entry["response"] = response
-    interaction = "create" if plan.creates or plan.existing is not None else "update"
     return Outcome(
         plan.entry,
         status,
         entry,
-        interaction,
+        plan.entry.route.interaction if plan.entry.route else None,
         stored.resource_type,
         stored.id,
         stored.version_id,
         patient_ids((stored,)),
+    )
+
+
+def _delete_outcome(plan: _Planned) -> Outcome:
+    """A DELETE entry's answer: 200, the tombstone's etag, and what happened in ``response.outcome``."""
+    entry, write = plan.entry, plan.write
+    reference = f"{entry.resource_type}/{plan.resource_id}"
+    response: dict[str, Any] = {"status": _status_line(200)}
+    if write is not None:
+        response["etag"] = f'W/"{write.resource.version_id}"'
+        response["lastModified"] = write.resource.last_updated
+        text = f"Deleted {reference}: version {write.resource.version_id} marks it deleted."
+    else:
+        text = f"Not deleted: {plan.unchanged}"
+    issue = errors.Issue("informational", text, severity="information")
+    response["outcome"] = operation_outcome([issue])
+    superseded = (write.superseded,) if write is not None and write.superseded is not None else ()
+    return Outcome(
+        entry,
+        200,
+        {"response": response},
+        "delete",
+        entry.resource_type,
+        plan.resource_id,
+        write.resource.version_id if write is not None else None,
+        patient_ids(superseded),
     )
 
 
