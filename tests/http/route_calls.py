@@ -72,6 +72,13 @@ def create_records(local_stack: Any) -> dict[str, str]:
 
 def call(api: Any, route: Route, headers: dict[str, str], records: dict[str, str]) -> Any:
     """One request to ``route``, with a valid body where the route takes one."""
+    if route.interaction == "transaction":
+        # A batch that reads the patient: every role may send it, and each may read
+        read = {"request": {"method": "GET", "url": f"Patient/{records['Patient']}"}}
+        bundle = {"resourceType": "Bundle", "type": "batch", "entry": [read]}
+        return api.request(
+            route.method, api.base_url, json=bundle, headers={**headers, "Content-Type": FHIR_JSON}
+        )
     resource_type = route.resource_type or ""
     resource_id = records.get(resource_type, "missing")
     path = route.path.removeprefix("/api/fhir/").replace("{id}", resource_id).replace("{vid}", "1")
