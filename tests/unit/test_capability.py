@@ -166,3 +166,17 @@ def test_the_served_statement_lists_subscription_for_admins_with_its_rest_hook_r
     # And its documentation says what it delivers on, and the security section who may use it
     assert "rest-hook" in subscription["documentation"]
     assert "- `Subscription`: `admin` only" in statement["rest"][0]["security"]["description"]
+
+
+def test_transaction_and_batch_are_system_interactions_of_the_bundle_route() -> None:
+    # Given the statement, and the route POST [base] in the route table
+    rest = capability_statement(BASE, RESOURCES)["rest"][0]
+    assert any(route.interaction == "transaction" and route.resource_type is None for route in ROUTES)
+
+    # Then rest.interaction lists transaction and batch, each saying how its entries are processed
+    by_code = {interaction["code"]: interaction["documentation"] for interaction in rest["interaction"]}
+    assert set(by_code) == {"transaction", "batch"}
+    assert "one DynamoDB transaction" in by_code["transaction"]
+    assert "response.outcome" in by_code["batch"]
+    # And every role may send a Bundle (its entries are checked one by one)
+    assert all({"transaction", "batch"} <= interactions for interactions in ROLE_INTERACTIONS.values())
