@@ -196,6 +196,9 @@ def _bundle_grants() -> dict[tuple[str, str], set[str]]:
         if route.resource_type in DEFINITIONS and route.resource_type != "Subscription":
             for target, actions in _table_grants(route).items():
                 grants.setdefault(target, set()).update(actions)
+    # An encounter's identifiers are term items of the Encounters table: a new version or a deletion
+    # that drops one deletes its item.
+    grants[("EncountersTable", "table")].add("dynamodb:DeleteItem")
     return grants
 
 
