@@ -405,3 +405,33 @@ def test_prefer_chooses_what_each_entry_carries(
     (entry,) = answer.json()["entry"]
     assert "resource" not in entry and entry["response"]["location"].startswith("Patient/")
     assert ("outcome" in entry["response"]) is (prefer == "return=OperationOutcome")
+
+
+def test_a_machine_clients_scopes_are_checked_entry_by_entry(
+    api: ApiSession, records: dict[str, str]
+) -> None:
+    # Given an integration whose token may create patients and read encounters, and nothing else
+    from local.issuer import mint_access_token
+
+    headers = {
+        "Authorization": f"Bearer {mint_access_token('system/Patient.c system/Encounter.r')}",
+        "Content-Type": FHIR_JSON,
+    }
+    mrn = _mrn()
+    create = _post(_patient(mrn))
+    visit = _post(_encounter(f"Patient/{records['Patient']}"))
+
+    # When it sends a batch of a patient, a visit and a read, then the visit alone is refused
+    answer = _send(
+        api,
+        _bundle(
+            "batch", create, visit, {"request": {"method": "GET", "url": f"Encounter/{records['Encounter']}"}}
+        ),
+        headers,
+    )
+    assert answer.status_code == 200, answer.text
+    assert [_status(entry) for entry in answer.json()["entry"]] == [201, 403, 200]
+    # And a transaction holding the visit is refused whole
+    refused = _send(api, _bundle("transaction", _post(_patient(_mrn())), visit), headers)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[1]"]

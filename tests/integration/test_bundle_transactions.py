@@ -214,3 +214,22 @@ def test_each_entry_is_audited_beside_the_bundle(
     assert (bundle["interaction"], bundle["action"], bundle["status"]) == ("batch", "batch", 200)
     assert bundle["patients"] == [existing]
     assert len(records) == 4
+
+
+def test_a_refused_transaction_audits_its_refused_entry_and_the_bundle(
+    ddb_tables: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing = create_patient()
+    with captured_logs(caplog, capsys) as logs:
+        answer = send("transaction", post(patient()), post(minimal_encounter(existing, status="done")))
+    assert answer.status == 400, answer.text
+    records = {record["request_id"].rsplit("/", 1)[-1]: record for record in logs.audit_records()}
+    # The entry that refused it, with its status; the entry that never ran leaves nothing
+    refused = records.pop("1")
+    assert (refused["interaction"], refused["status"], refused["resource_type"]) == (
+        "create",
+        400,
+        "Encounter",
+    )
+    (bundle,) = records.values()
+    assert (bundle["interaction"], bundle["status"], bundle["outcome"]) == ("transaction", 400, "failure")
