@@ -104,7 +104,12 @@ def test_scopes_come_from_scope_or_scp() -> None:
 
 def test_system_scopes_grant_their_permission_letters() -> None:
     assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | {"encounter_search"}
-    assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update"}
+    assert allowed(scopes=("system/Patient.cu",)) == {
+        "patient_create",
+        "patient_update",
+        "patient_conditional_update",
+    }
+    assert allowed(scopes=("system/Patient.d",)) == {"patient_delete"}
     assert allowed(scopes=("system/Encounter.s",)) == {"encounter_search"}
     assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS
     # ``*`` is every clinical type: the audit trail is granted only by its name
@@ -117,7 +122,12 @@ def test_system_scopes_grant_their_permission_letters() -> None:
         "encounter_search",
         "patient_search",
     }
-    assert allowed(scopes=("system/Encounter.write",)) == {"encounter_create", "encounter_update"}
+    assert allowed(scopes=("system/Encounter.write",)) == {
+        "encounter_create",
+        "encounter_update",
+        "encounter_conditional_update",
+        "encounter_delete",
+    }
 
 
 def test_roles_and_system_scopes_add_up() -> None:
