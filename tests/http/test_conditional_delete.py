@@ -16,6 +16,7 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
 from local.stack import LocalStack
+from tests._fhir_schema import assert_valid
 from tests.http.conftest import ApiSession
 from tests.http.route_calls import encounter_body, patient_body
 
@@ -129,6 +130,7 @@ def test_an_admin_deletes_an_encounter_as_every_reader_sees_it(
     assert gone.status_code == 410 and gone.json()["resourceType"] == "OperationOutcome"
     assert "entry" not in api.get(f"Encounter?subject=Patient/{patient_id}", headers=practitioner).json()
     history = api.get(f"{path}/_history", headers=practitioner).json()
+    assert_valid(history)  # the deletion's entry, without a resource, is valid FHIR R4
     assert [entry["request"]["method"] for entry in history["entry"]] == ["DELETE", "POST"]
     assert history["entry"][1]["resource"]["id"] == encounter["id"]
     assert api.get(f"{path}/_history/1", headers=practitioner).status_code == 200
