@@ -163,9 +163,11 @@ def _grants(properties: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 def _pages(route: Route) -> bool:
     """Whether the route signs or checks page tokens: search and history bundles page, a conditional
-    create runs a search, and a Bundle's entries may do any of these."""
-    return route.interaction in {"search-type", "history-instance", "transaction"} or (
-        route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create
+    create or update runs a search, and a Bundle's entries may do any of these."""
+    return (
+        route.interaction in {"search-type", "history-instance", "transaction"}
+        or route.conditional
+        or (route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create)
     )
 
 
@@ -218,13 +220,20 @@ def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     if route.interaction == "search-type":
         return {index: {"dynamodb:Query"}, table: {"dynamodb:BatchGetItem"}}
     grants: dict[tuple[str, str], set[str]] = {table: {"dynamodb:PutItem"}}
-    if route.interaction == "update":
-        # the copy of the version it replaces
+    if route.interaction in ("update", "delete"):
+        # the copy of the version it replaces, and the search terms the new version no longer has
         grants[table].add("dynamodb:GetItem")
         grants[versions] = {"dynamodb:PutItem"}
-        if route.resource_type == "Patient":
-            grants[table].add("dynamodb:DeleteItem")  # search terms a new version no longer has
-    if route.resource_type == "Encounter":
+        if route.resource_type in RESOURCE_TYPES:  # the types with search-term items
+            grants[table].add("dynamodb:DeleteItem")
+    if route.conditional:
+        # the condition is a search
+        grants[index] = {"dynamodb:Query"}
+        grants[table].add("dynamodb:BatchGetItem")
+    if route.interaction == "delete" and route.resource_type == "Patient":
+        # the encounters that still reference the patient
+        grants[("EncountersTable", "index")] = {"dynamodb:Query"}
+    if route.resource_type == "Encounter" and route.interaction != "delete":
         grants[("PatientsTable", "table")] = {"dynamodb:ConditionCheckItem"}
     if route.interaction == "create":
         grants[("IdempotencyTable", "table")] = set(IDEMPOTENCY_ACTIONS)
@@ -395,7 +404,7 @@ def test_read_functions_can_only_read(resources: dict[str, Any]) -> None:
 def test_write_functions_get_exactly_what_their_transaction_needs(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
     for route in ROUTES:
-        if route.interaction in WRITE_INTERACTIONS:
+        if route.interaction in WRITE_INTERACTIONS | {"delete"}:
             # Given a write function: the item actions of its transaction, on the tables it touches
             assert _grants(functions[route.logical_id]) == _expected_grants(route), route.logical_id
 

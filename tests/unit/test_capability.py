@@ -27,12 +27,13 @@ class Definition:
     resource_type: str
     search_parameters: Mapping[str, SearchParameter]
     conditional_create: bool
+    conditional_update: bool
     safety_rules: tuple[SafetyRule, ...] = ()
 
 
 RESOURCES = [
-    Definition("Encounter", ENCOUNTER_PARAMETERS, False, encounter.SAFETY_RULES),
-    Definition("Patient", PATIENT_PARAMETERS, True, patient.SAFETY_RULES),
+    Definition("Encounter", ENCOUNTER_PARAMETERS, True, True, encounter.SAFETY_RULES),
+    Definition("Patient", PATIENT_PARAMETERS, True, True, patient.SAFETY_RULES),
 ]
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -57,7 +58,10 @@ def test_interactions_come_from_the_route_table() -> None:
         assert resource["versioning"] == "versioned-update"
         assert resource["readHistory"] is True
         assert resource["updateCreate"] is False
-        assert resource["conditionalUpdate"] is False
+        # Conditional update by identifier; conditional delete is not offered
+        assert resource["conditionalUpdate"] is True
+        assert resource["conditionalDelete"] == "not-supported"
+        assert "delete" in {entry["code"] for entry in resource["interaction"]}
         assert "searchInclude" not in resource
 
 
@@ -72,7 +76,7 @@ def test_search_parameters_come_from_the_tables() -> None:
             assert (param["type"], param["documentation"]) == (table.type, table.documentation)
             assert param["definition"] == table.definition
     assert by_type["Patient"]["conditionalCreate"] is True
-    assert by_type["Encounter"]["conditionalCreate"] is False
+    assert by_type["Encounter"]["conditionalCreate"] is True
 
 
 def test_security_describes_every_role_from_the_role_table() -> None:

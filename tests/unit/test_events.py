@@ -56,6 +56,12 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "patient_update": (200, "Patient"),
     "patient_history": (200, "Bundle"),
     "patient_vread": (200, "Patient"),
+    # The conditional updates: the visit number matches nothing (created), the MRN the seeded patient
+    "encounter_conditional_update": (201, "Encounter"),
+    "patient_conditional_update": (200, "Patient"),
+    # The admin deletes the encounter; the patient it references cannot be deleted (409 naming it)
+    "encounter_delete": (200, "OperationOutcome"),
+    "patient_delete": (409, "OperationOutcome"),
     "subscription_create": (201, "Subscription"),
     "subscription_search": (200, "Bundle"),
     "subscription_read": (200, "Subscription"),
@@ -180,8 +186,8 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
     if name == "metadata":
         assert body["fhirVersion"].startswith("4.0")
     elif name == "fallback":
-        # DELETE on a known path: 405 naming the methods the path takes
-        assert {method.strip() for method in headers["Allow"].split(",")} == {"GET", "PUT"}
+        # POST on a known path: 405 naming the methods the path takes
+        assert {method.strip() for method in headers["Allow"].split(",")} == {"GET", "PUT", "DELETE"}
         assert body["issue"][0]["severity"] == "error"
     elif interaction == "create":
         # The create event was sent once by the fixture with the same Idempotency-Key: the same answer
@@ -197,6 +203,15 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
         assert body["id"] == resource_id
         assert body["meta"]["versionId"] == "2"
         assert headers["ETag"] == 'W/"2"'
+    elif interaction == "conditional_update":
+        assert headers["Location"].endswith(f"/_history/{body['meta']['versionId']}")
+        if resource_type == "Patient":
+            assert (body["id"], body["meta"]["versionId"]) == (resource_id, "2")
+    elif interaction == "delete" and resource_type == "Encounter":
+        assert headers["ETag"] == 'W/"2"'
+        assert body["issue"][0]["severity"] == "information"
+    elif interaction == "delete":
+        assert f"Encounter/{seeded.encounter_id}" in body["issue"][0]["diagnostics"]
     elif interaction == "history":
         assert body["type"] == "history"
         assert [entry["resource"]["id"] for entry in body["entry"]] == [resource_id]

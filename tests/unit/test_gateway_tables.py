@@ -32,6 +32,7 @@ def test_moto_tables_follow_the_template(moto_tables: dict[str, str]) -> None:
         "subject-index",
         "status-index",
         "date-index",
+        "term-index",
     }
     assert versions["KeySchema"] == [
         {"AttributeName": "resourceKey", "KeyType": "HASH"},

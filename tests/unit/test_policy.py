@@ -173,7 +173,7 @@ def test_match_route_finds_the_route_and_its_ids() -> None:
     # Given / When / Then
     route = routes.route_for_function("encounter_vread")
     assert match_route(method_arn(route, "enc-1", "7")) == (route, {"id": "enc-1", "vid": "7"})
-    assert match_route(f"{PREFIX}/DELETE/api/fhir/Encounter/enc-1") is None
+    assert match_route(f"{PREFIX}/PATCH/api/fhir/Encounter/enc-1/_history") is None
     assert match_route("garbage") is None
 
 

@@ -53,6 +53,9 @@ class ResourceDefinition(Protocol):
     def conditional_create(self) -> bool: ...
 
     @property
+    def conditional_update(self) -> bool: ...
+
+    @property
     def safety_rules(self) -> Sequence[SafetyRule]: ...
 
 
@@ -167,7 +170,8 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
         "updateCreate": False,
         "conditionalCreate": bool(definition.conditional_create),
         "conditionalRead": "not-supported",
-        "conditionalUpdate": False,
+        # PUT [type]?identifier=…: no match creates, one is updated, several are 412.
+        "conditionalUpdate": bool(definition.conditional_update),
         "conditionalDelete": "not-supported",
     }
     if definition.safety_rules:

@@ -74,6 +74,14 @@ SAFETY_RULES: tuple[SafetyRule, ...] = (
         "A number without its kind (phone, email, pager) cannot be used to reach the patient or the "
         "contact in an emergency.",
     ),
+    SafetyRule(
+        "Patient",
+        "a delete while encounters still reference the patient as their subject (the answer names a few "
+        "and says how many)",
+        409,
+        "An encounter whose patient is gone belongs to nobody's history: it could no longer be found by "
+        "patient, reviewed or billed. Its encounters are deleted or moved first.",
+    ),
     *shared_safety_rules("Patient"),
 )
 
