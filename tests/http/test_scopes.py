@@ -70,6 +70,14 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
     "patient scope beside an admin and system scopes": ("admin", "system/*.cruds patient/Patient.rs", set()),
 }
 
+# A Bundle (POST /api/fhir) has no SMART letter: whatever may call a route of a clinical type may send
+# one, and each of its entries is then checked as on its own route (tests/http/test_bundles.py).
+BUNDLE = "bundle"
+CASES = {
+    name: (role, scope, allowed | {BUNDLE} if allowed & (CLINICAL - {BUNDLE}) else allowed)
+    for name, (role, scope, allowed) in CASES.items()
+}
+
 
 def access_token(role: str, scope: str) -> dict[str, str]:
     """A client-credentials access token as Cognito writes it (no aud; client_id and scope)."""
