@@ -194,9 +194,7 @@ def route_for_function(function: str) -> Route:
     raise KeyError(function)
 
 
-def path_parameters(
-    template: str, path: str, decode: Callable[[str], str] = str
-) -> dict[str, str] | None:
+def path_parameters(template: str, path: str, decode: Callable[[str], str] = str) -> dict[str, str] | None:
     """The parameters of ``path`` under the path template ``template``, or None when it does not match.
 
     ``{name}`` takes one non-empty segment, ``{name+}`` the rest of the path (at least one segment).

@@ -435,3 +435,9 @@ def test_a_machine_clients_scopes_are_checked_entry_by_entry(
     refused = _send(api, _bundle("transaction", _post(_patient(_mrn())), visit), headers)
     assert refused.status_code == 403, refused.text
     assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[1]"]
+
+
+def test_the_base_url_takes_only_post(api: ApiSession, auth: Callable[..., dict[str, str]]) -> None:
+    answer = api.get(api.base_url, headers=auth("practitioner"))
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["Allow"] == "POST"

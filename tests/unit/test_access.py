@@ -106,11 +106,15 @@ def test_scopes_come_from_scope_or_scp() -> None:
 def test_system_scopes_grant_their_permission_letters() -> None:
     # Any grant on a clinical type reaches the Bundle route too: each entry is then checked on its own
     assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | {"encounter_search"} | BUNDLE
-    assert allowed(scopes=("system/Patient.cu",)) == {
-        "patient_create",
-        "patient_update",
-        "patient_conditional_update",
-    } | BUNDLE
+    assert (
+        allowed(scopes=("system/Patient.cu",))
+        == {
+            "patient_create",
+            "patient_update",
+            "patient_conditional_update",
+        }
+        | BUNDLE
+    )
     assert allowed(scopes=("system/Patient.d",)) == {"patient_delete"} | BUNDLE
     assert allowed(scopes=("system/Encounter.s",)) == {"encounter_search"} | BUNDLE
     assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS | BUNDLE
@@ -124,12 +128,16 @@ def test_system_scopes_grant_their_permission_letters() -> None:
         "encounter_search",
         "patient_search",
     }
-    assert allowed(scopes=("system/Encounter.write",)) == {
-        "encounter_create",
-        "encounter_update",
-        "encounter_conditional_update",
-        "encounter_delete",
-    } | BUNDLE
+    assert (
+        allowed(scopes=("system/Encounter.write",))
+        == {
+            "encounter_create",
+            "encounter_update",
+            "encounter_conditional_update",
+            "encounter_delete",
+        }
+        | BUNDLE
+    )
 
 
 def test_roles_and_system_scopes_add_up() -> None:

@@ -79,6 +79,19 @@ def test_a_bundle_may_be_larger_than_one_resource_may() -> None:
     assert len(read_bundle(request(bundle("batch", *patients)), settings).entries) == 3
 
 
+def test_each_resource_is_held_to_one_resources_limit() -> None:
+    # Given a Bundle whose second resource is over MAX_BODY_BYTES (the Bundle itself is not)
+    settings = Settings(max_body_bytes=1024)
+    big = {**PATIENT, "text": {"status": "generated", "div": "x" * 2000}}
+    entries = (entry("POST", "Patient", PATIENT), entry("POST", "Patient", big))
+    # Then a transaction is 413 naming that resource, and a batch answers that entry alone with 413
+    error = refusal(bundle("transaction", *entries), settings)
+    assert status_of(error) == 413 and error.expression == ("Bundle.entry[1].resource",)
+    small, large = read_bundle(request(bundle("batch", *entries)), settings).entries
+    assert small.refused is None
+    assert large.refused is not None and status_of(large.refused) == 413
+
+
 def test_a_bundle_must_be_fhir_json() -> None:
     with pytest.raises(errors.UnsupportedMediaType):
         read_bundle(request(bundle("batch"), "application/xml"), Settings())

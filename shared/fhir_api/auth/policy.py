@@ -110,4 +110,3 @@ def _sample(route: Route) -> str:
 
 def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
     return {"Effect": effect, "Action": ACTION, "Resource": resources}
-

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from fhir_api import errors
 from fhir_api.api.http import Request
+from fhir_api.fhir import fhirjson
 from fhir_api.fhir.issues import show
 from fhir_api.routes import API_PREFIX, RESOURCE_TYPES, SERVED_TYPES, Route, match_route
 from fhir_api.settings import Settings
@@ -102,7 +103,7 @@ def read_bundle(request: Request, settings: Settings) -> Bundle:
     entries: list[Entry] = []
     for index, raw in enumerate(raw_entries):
         try:
-            entries.append(read_entry(index, raw, request.base_url))
+            entries.append(read_entry(index, raw, request.base_url, settings.max_body_bytes))
         except errors.ApiError as exc:
             if bundle_type == "transaction":
                 raise at_entry(exc, index, None) from exc
@@ -120,8 +121,9 @@ def _refused_entry(index: int, raw: Any, error: errors.ApiError) -> Entry:
     return entry
 
 
-def read_entry(index: int, raw: Any, base_url: str) -> Entry:
-    """One entry's request and resource, checked against the route table."""
+def read_entry(index: int, raw: Any, base_url: str, max_resource_bytes: int) -> Entry:
+    """One entry's request and resource, checked against the route table; a resource is held to the
+    size one resource may have on its own route (MAX_BODY_BYTES, 413)."""
     where = f"Bundle.entry[{index}]"
     if not isinstance(raw, dict):
         raise errors.InvalidRequest(f"{where} must be a JSON object.", expression=(where,))
@@ -173,6 +175,13 @@ def read_entry(index: int, raw: Any, base_url: str) -> Entry:
                 f"{where}.resource is a {show(resource.get('resourceType'))}, but the request url names "
                 f"{resource_type}.",
                 expression=(f"{where}.resource.resourceType",),
+            )
+        size = len(fhirjson.dumps(resource).encode("utf-8"))
+        if size > max_resource_bytes:
+            raise errors.PayloadTooLarge(
+                f"{where}.resource is {size} bytes; one resource may be at most {max_resource_bytes} "
+                "(MAX_BODY_BYTES), in a Bundle as on its own.",
+                expression=(f"{where}.resource",),
             )
         entry.resource = resource
     elif resource is not None:
