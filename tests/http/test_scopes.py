@@ -37,7 +37,11 @@ TOKEN_ENDPOINT = "https://auth.clinic.example/oauth2/token"
 # name: (role or "", scope claim, the functions the token may call)
 CASES: dict[str, tuple[str, str, set[str]]] = {
     "encounters read-only": ("", "system/Encounter.rs", ENCOUNTER_READS | {"encounter_search"}),
-    "patients create and update, no read": ("", "system/Patient.cu", {"patient_create", "patient_update"}),
+    "patients create and update, no read": (
+        "",
+        "system/Patient.cu",
+        {"patient_create", "patient_update", "patient_conditional_update"},
+    ),
     "encounter search only": ("", "system/Encounter.s", {"encounter_search"}),
     "encounter read without search": ("", "system/Encounter.r", ENCOUNTER_READS),
     "every type read-only": ("", "system/*.rs", READS),
@@ -48,7 +52,11 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
         ENCOUNTER_READS | {"encounter_search", "patient_create"},
     ),
     "v1 read": ("", "system/Patient.read", PATIENT_READS | {"patient_search"}),
-    "v1 write": ("", "system/Encounter.write", {"encounter_create", "encounter_update"}),
+    "v1 write": (
+        "",
+        "system/Encounter.write",
+        {"encounter_create", "encounter_update", "encounter_conditional_update", "encounter_delete"},
+    ),
     "v1 star": ("", "system/*.*", CLINICAL),
     "no scope names Subscription": ("", "system/Subscription.cruds", set()),
     "user scopes narrow an admin away from Subscriptions": ("admin", "user/*.cruds", CLINICAL),
@@ -172,7 +180,7 @@ def test_the_smart_configuration_is_public_json(smart_stack: LocalStack) -> None
     assert config["token_endpoint_auth_methods_supported"] == ["private_key_jwt", "client_secret_basic"]
     assert {"client-confidential-asymmetric", "permission-v2", "permission-v1"} <= set(config["capabilities"])
     assert "permission-patient" not in config["capabilities"]
-    assert {"system/Encounter.crus", "system/Patient.rs", "system/*.rs"} <= set(config["scopes_supported"])
+    assert {"system/Encounter.cruds", "system/Patient.rs", "system/*.rs"} <= set(config["scopes_supported"])
     assert not any(scope.startswith("patient/") for scope in config["scopes_supported"])
 
 
