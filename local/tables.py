@@ -106,6 +106,7 @@ def create_tables(client: Any, template: dict[str, Any] | None = None, prefix: s
         names[logical_id] = name
         if name in existing:
             _enable_stream(client, name, properties)
+            _add_missing_indexes(client, name, properties)
             continue
         client.create_table(**_create_request(name, properties))
         ttl = properties.get("TimeToLiveSpecification") or {}
@@ -127,6 +128,28 @@ def _enable_stream(client: Any, name: str, properties: dict[str, Any]) -> None:
     current = client.describe_table(TableName=name)["Table"].get("StreamSpecification") or {}
     if not current.get("StreamEnabled"):
         client.update_table(TableName=name, StreamSpecification=wanted)
+
+
+def _add_missing_indexes(client: Any, name: str, properties: dict[str, Any]) -> None:
+    """Give a table of an older data folder the indexes the template added since (Encounters'
+    ``term-index``); DynamoDB fills each from the items already there. One index per update, as
+    DynamoDB allows."""
+    request = _create_request(name, properties)
+    table = client.describe_table(TableName=name)["Table"]
+    present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes") or []}
+    for index in request.get("GlobalSecondaryIndexes") or []:
+        if index["IndexName"] in present:
+            continue
+        keys = {part["AttributeName"] for part in index["KeySchema"]}
+        client.update_table(
+            TableName=name,
+            AttributeDefinitions=[
+                definition
+                for definition in request["AttributeDefinitions"]
+                if definition["AttributeName"] in keys
+            ],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
 
 
 def delete_tables(client: Any, names: dict[str, str] | list[str]) -> None:

@@ -62,7 +62,8 @@ _MAX_SUB_LENGTH = 256
 _SCOPE = re.compile(r"[!-~]{1,128}")
 # A query parameter name as FHIR writes them (``date``, ``_count``, ``subject:Patient``, ``patient.name``).
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
-INTERACTIONS = frozenset(route.interaction for route in ROUTES)
+# Every route's interaction, and those a route serves under another name (a batch at the Bundle route).
+INTERACTIONS = frozenset(route.interaction for route in ROUTES) | frozenset(AUDIT_ACTIONS)
 # The most patient ids one record lists: a page holds at most 100 resources.
 MAX_PATIENTS = 100
 MAX_QUERY_NAMES = 30

@@ -76,6 +76,18 @@ class ResourceNotFound(ApiError):
     issue_code = "not-found"
 
 
+class ResourceGone(ResourceNotFound):
+    """The resource (or the version asked for) was deleted (410)."""
+
+    issue_code = "deleted"
+
+
+class ResourceInUse(ApiError):
+    """The resource cannot be deleted while others still reference it (409)."""
+
+    issue_code = "conflict"
+
+
 class MethodNotAllowed(ApiError):
     """The route does not take this HTTP method (405); ``allowed`` lists the methods it takes."""
 

@@ -94,7 +94,8 @@ def record_request(function: str, interaction: str | None, status: int, latency_
     metrics.add_dimension("status_class", status_class(status))
     metrics.add_metric("Requests", COUNT, 1)
     metrics.add_metric("Latency", MILLISECONDS, round(latency_ms, 3))
-    if interaction == "create" and status == 201:
+    # A conditional update that finds nothing creates too (update, 201).
+    if interaction in ("create", "update") and status == 201:
         metrics.add_metric("Creates", COUNT, 1)
     if status in CONFLICT_STATUSES:
         metrics.add_metric("Conflicts", COUNT, 1)

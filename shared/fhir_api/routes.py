@@ -41,6 +41,12 @@ class Route:
         return SMART_PERMISSIONS.get(self.interaction)
 
     @property
+    def conditional(self) -> bool:
+        """Whether the route names its resource by search criteria (``PUT [type]?identifier=…``), not
+        by id: FHIR's conditional form of the interaction."""
+        return self.interaction in CONDITIONAL_INTERACTIONS and "{id}" not in self.path
+
+    @property
     def logical_id(self) -> str:
         """The function's logical id in template.yaml, e.g. ``EncounterCreateFunction``."""
         return "".join(part.capitalize() for part in self.function.split("_")) + "Function"
@@ -58,6 +64,8 @@ def _resource_routes(resource_type: str) -> tuple[Route, ...]:
         Route(f"{name}_update", "PUT", f"{base}/{{id}}", resource_type, "update"),
         Route(f"{name}_patch", "PATCH", f"{base}/{{id}}", resource_type, "patch"),
         Route(f"{name}_validate", "POST", f"{base}/$validate", resource_type, "operation"),
+        Route(f"{name}_conditional_update", "PUT", base, resource_type, "update"),
+        Route(f"{name}_delete", "DELETE", f"{base}/{{id}}", resource_type, "delete"),
         Route(f"{name}_history", "GET", f"{base}/{{id}}/_history", resource_type, "history-instance"),
         Route(f"{name}_vread", "GET", f"{base}/{{id}}/_history/{{vid}}", resource_type, "vread"),
     )
@@ -74,6 +82,9 @@ def _subscription_routes() -> tuple[Route, ...]:
 
 
 METADATA_ROUTE = Route("metadata", "GET", f"{API_PREFIX}/metadata", None, "capabilities")
+# Transaction and batch Bundles at the base URL: one route, one function (``fhir_api.bundles``); the
+# Bundle's type says which, and each entry is checked against the route it would take on its own.
+BUNDLE_ROUTE = Route("bundle", "POST", API_PREFIX, None, "transaction")
 SMART_CONFIGURATION_ROUTE = Route(
     "smart_configuration",
     "GET",
@@ -90,7 +101,7 @@ ROUTES: tuple[Route, ...] = (
     + tuple(route for resource_type in RESOURCE_TYPES for route in _resource_routes(resource_type))
     + _subscription_routes()
     + AUDIT_EVENT_ROUTES
-    + (SMART_CONFIGURATION_ROUTE,)
+    + (SMART_CONFIGURATION_ROUTE, BUNDLE_ROUTE)
 )
 
 # Routes anyone may call, without a token.
@@ -99,13 +110,24 @@ READ_INTERACTIONS = frozenset({"read", "vread", "search-type", "history-instance
 WRITE_INTERACTIONS = frozenset({"create", "update", "patch"})
 # Operations that store nothing: $validate, the only operation served.
 CHECK_INTERACTIONS = frozenset({"operation"})
+# Interactions with a conditional form on the type's path (FHIR's conditional update).
+CONDITIONAL_INTERACTIONS = frozenset({"update"})
+# Deleting a clinical record is the admin's alone: a clinician corrects a record (entered-in-error)
+# and keeps its history readable; removing it from every search is an administrative act.
+DELETE_INTERACTIONS = frozenset({"delete"})
+# A Bundle at the base URL: every role may send one; each of its entries needs what its own route needs.
+BUNDLE_INTERACTIONS = frozenset({"transaction", "batch"})
 
-# The seed's role table: admin and practitioner create, read, update and patch; an auditor only reads
-# (and validates, which stores nothing).
+# The role table: admin and practitioner create, read, update and patch; only the admin deletes; an
+# auditor only reads (and validates, which stores nothing).
 ROLE_INTERACTIONS: dict[str, frozenset[str]] = {
-    "admin": READ_INTERACTIONS | WRITE_INTERACTIONS | CHECK_INTERACTIONS,
-    "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS | CHECK_INTERACTIONS,
-    "auditor": READ_INTERACTIONS | CHECK_INTERACTIONS,
+    "admin": READ_INTERACTIONS
+    | WRITE_INTERACTIONS
+    | CHECK_INTERACTIONS
+    | DELETE_INTERACTIONS
+    | BUNDLE_INTERACTIONS,
+    "practitioner": READ_INTERACTIONS | WRITE_INTERACTIONS | CHECK_INTERACTIONS | BUNDLE_INTERACTIONS,
+    "auditor": READ_INTERACTIONS | CHECK_INTERACTIONS | BUNDLE_INTERACTIONS,
 }
 
 # Resource types only the listed roles may reach, whatever their interactions allow elsewhere: the
@@ -127,6 +149,7 @@ SMART_PERMISSIONS: dict[str, str] = {
     "history-instance": "r",
     "update": "u",
     "patch": "u",
+    "delete": "d",
     "search-type": "s",
     "operation": "r",
 }
@@ -140,9 +163,12 @@ AUDIT_ACTIONS = {
     "vread": "vread",
     "update": "update",
     "patch": "patch",
+    "delete": "delete",
     "search-type": "search",
     "history-instance": "history",
     "operation": "operation",
+    "transaction": "transaction",
+    "batch": "batch",
 }
 
 
@@ -161,13 +187,18 @@ def _role_reaches(route: Route, roles: tuple[str, ...] | list[str]) -> bool:
 
 
 def routes_for_permissions(grants: frozenset[tuple[str, str]] | set[tuple[str, str]]) -> list[Route]:
-    """Every protected route whose (resource type, SMART permission letter) is in ``grants``."""
+    """Every protected route whose (resource type, SMART permission letter) is in ``grants``; the Bundle
+    route with any grant on a clinical type (SMART has no letter for it: each entry needs its own)."""
+    clinical = any(resource_type in RESOURCE_TYPES for resource_type, _ in grants)
     return [
         route
         for route in ROUTES
-        if route.resource_type is not None
-        and route.smart_permission is not None
-        and (route.resource_type, route.smart_permission) in grants
+        if (
+            route.resource_type is not None
+            and route.smart_permission is not None
+            and (route.resource_type, route.smart_permission) in grants
+        )
+        or (route.interaction in BUNDLE_INTERACTIONS and clinical)
     ]
 
 

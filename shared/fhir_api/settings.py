@@ -56,6 +56,12 @@ class Settings:
     # Below DynamoDB's 400 KB item limit, with room for the server's id and meta.
     max_body_bytes: int = _setting("MAX_BODY_BYTES", 350 * 1024, 1024, 380 * 1024)
 
+    # Transaction and batch Bundles (fhir_api.bundles): entries per Bundle and bytes of its body. A
+    # Bundle carries several resources, so its body may exceed one resource's; Lambda takes at most
+    # 6 MB, and the answer (each entry's resource echoed) must fit it too.
+    max_bundle_entries: int = _setting("MAX_BUNDLE_ENTRIES", 100, 1, 1000)
+    max_bundle_bytes: int = _setting("MAX_BUNDLE_BYTES", 2 * 1024 * 1024, 64 * 1024, 5 * 1024 * 1024)
+
     # "snap-start" while Lambda initialises a function for a SnapStart snapshot.
     lambda_initialization_type: str = _setting("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
 

@@ -49,6 +49,10 @@ def subscription_body(criteria: str, endpoint: str, resource_id: str | None = No
 QUIET_SUBSCRIPTION = ("Patient?_id=never-written", "http://127.0.0.1:9/hook")
 
 
+# The identifier a conditional update of a route check names: the first creates, later ones update it.
+ROUTE_CHECK_IDENTIFIER = "urn:oid:2.999|route-check"
+
+
 def create_records(local_stack: Any) -> dict[str, str]:
     """A patient, an encounter and a Subscription made by an admin, for the routes that need ids."""
     headers = {"Authorization": f"Bearer {local_stack.token('admin')}", "Content-Type": FHIR_JSON}
@@ -73,12 +77,22 @@ def create_records(local_stack: Any) -> dict[str, str]:
 
 def call(api: Any, route: Route, headers: dict[str, str], records: dict[str, str]) -> Any:
     """One request to ``route``, with a valid body where the route takes one."""
+    if route.interaction == "transaction":
+        # A batch that reads the patient: every role may send it, and each may read
+        read = {"request": {"method": "GET", "url": f"Patient/{records['Patient']}"}}
+        bundle = {"resourceType": "Bundle", "type": "batch", "entry": [read]}
+        return api.request(
+            route.method, api.base_url, json=bundle, headers={**headers, "Content-Type": FHIR_JSON}
+        )
     resource_type = route.resource_type or ""
-    resource_id = records.get(resource_type, "missing")
+    # A delete names an id never stored (200, nothing deleted): the records stay for the other routes
+    resource_id = "never-stored" if route.interaction == "delete" else records.get(resource_type, "missing")
     path = route.path.removeprefix("/api/fhir/").replace("{id}", resource_id).replace("{vid}", "1")
+    if route.conditional:
+        path += f"?identifier={ROUTE_CHECK_IDENTIFIER}"
     body: dict[str, Any] | None = None
     if route.interaction in ("create", "update"):
-        given_id = resource_id if route.interaction == "update" else None
+        given_id = resource_id if route.interaction == "update" and not route.conditional else None
         if resource_type == "Subscription":
             body = subscription_body(*QUIET_SUBSCRIPTION, given_id)
         elif resource_type == "Encounter":

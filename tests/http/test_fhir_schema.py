@@ -217,6 +217,18 @@ def test_minimal_and_outcome_answers_validate(
     assert fhir_body(response)["resourceType"] == "OperationOutcome"
 
 
+def _deleted_encounter(
+    api: requests.Session, auth: Callable[..., dict[str, str]], patient_id: str
+) -> requests.Response:
+    """The read of an encounter an admin has deleted."""
+    write = {**auth("practitioner"), "Content-Type": FHIR_JSON}
+    created = api.post("Encounter", headers=write, data=json.dumps(rich_encounter(patient_id)))
+    assert created.status_code == 201, created.text
+    path = f"Encounter/{created.json()['id']}"
+    assert api.delete(path, headers=auth("admin")).status_code == 200
+    return api.get(path, headers=auth("auditor"))
+
+
 def error_requests(api: requests.Session, auth: Callable[..., dict[str, str]], ids: dict[str, Any]) -> dict:
     """One request for each error the API gives: name -> (expected status, response)."""
     write = {**auth("practitioner"), "Content-Type": FHIR_JSON}
@@ -240,7 +252,8 @@ def error_requests(api: requests.Session, auth: Callable[..., dict[str, str]], i
         ),
         "unknown id": (404, api.get("Encounter/unknown-id", headers=auth("auditor"))),
         "unknown path": (404, api.get("Observation", headers=auth("auditor"))),
-        "wrong method": (405, api.delete(f"Encounter/{ids['encounter_id']}", headers=auth("admin"))),
+        "wrong method": (405, api.post(f"Encounter/{ids['encounter_id']}", headers=write, data="{}")),
+        "deleted": (410, _deleted_encounter(api, auth, ids["patient_id"])),
         "xml wanted": (406, api.get("metadata", params={"_format": "xml"})),
         "duplicate identifier": (
             409,

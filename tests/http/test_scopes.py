@@ -44,7 +44,7 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
     "patients create and update, no read": (
         "",
         "system/Patient.cu",
-        {"patient_create", "patient_update", "patient_patch"},
+        {"patient_create", "patient_update", "patient_patch", "patient_conditional_update"},
     ),
     "encounter search only": ("", "system/Encounter.s", ENCOUNTER_SEARCH),
     "encounter read without search": ("", "system/Encounter.r", ENCOUNTER_READS),
@@ -56,7 +56,17 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
         ENCOUNTER_READS | ENCOUNTER_SEARCH | {"patient_create"},
     ),
     "v1 read": ("", "system/Patient.read", PATIENT_READS | PATIENT_SEARCH),
-    "v1 write": ("", "system/Encounter.write", {"encounter_create", "encounter_update", "encounter_patch"}),
+    "v1 write": (
+        "",
+        "system/Encounter.write",
+        {
+            "encounter_create",
+            "encounter_update",
+            "encounter_patch",
+            "encounter_conditional_update",
+            "encounter_delete",
+        },
+    ),
     "v1 star": ("", "system/*.*", CLINICAL),
     "no scope names Subscription": ("", "system/Subscription.cruds", set()),
     "user scopes narrow an admin away from Subscriptions": ("admin", "user/*.cruds", CLINICAL),
@@ -76,6 +86,14 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
     "role and system scope add up": ("auditor", "system/Patient.c", READS | AUDIT_TRAIL | {"patient_create"}),
     "patient scope": ("", "patient/Encounter.rs", set()),
     "patient scope beside an admin and system scopes": ("admin", "system/*.cruds patient/Patient.rs", set()),
+}
+
+# A Bundle (POST /api/fhir) has no SMART letter: whatever may call a route of a clinical type may send
+# one, and each of its entries is then checked as on its own route (tests/http/test_bundles.py).
+BUNDLE = "bundle"
+CASES = {
+    name: (role, scope, allowed | {BUNDLE} if allowed & (CLINICAL - {BUNDLE}) else allowed)
+    for name, (role, scope, allowed) in CASES.items()
 }
 
 
@@ -172,7 +190,7 @@ def test_the_smart_configuration_is_public_json(smart_stack: LocalStack) -> None
     assert config["token_endpoint_auth_methods_supported"] == ["private_key_jwt", "client_secret_basic"]
     assert {"client-confidential-asymmetric", "permission-v2", "permission-v1"} <= set(config["capabilities"])
     assert "permission-patient" not in config["capabilities"]
-    assert {"system/Encounter.crus", "system/Patient.rs", "system/*.rs"} <= set(config["scopes_supported"])
+    assert {"system/Encounter.cruds", "system/Patient.rs", "system/*.rs"} <= set(config["scopes_supported"])
     assert not any(scope.startswith("patient/") for scope in config["scopes_supported"])
 
 

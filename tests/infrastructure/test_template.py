@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from fhir_api.resources import DEFINITIONS
-from fhir_api.routes import PUBLIC_INTERACTIONS, READ_INTERACTIONS, ROUTES, WRITE_INTERACTIONS, Route
+from fhir_api.routes import (
+    PUBLIC_INTERACTIONS,
+    READ_INTERACTIONS,
+    RESOURCE_TYPES,
+    ROUTES,
+    WRITE_INTERACTIONS,
+    Route,
+)
 from fhir_api.settings import ENVIRONMENT_NAMES
 from local.tables import env_name
 from local.template import load_template
@@ -40,11 +47,20 @@ IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 TABLES: dict[str, dict[str, Any]] = {
     "EncountersTable": {
         "key": [("id", "HASH")],
-        "attributes": {"id": "S", "subject": "S", "statusShard": "S", "dateShard": "S", "periodStart": "S"},
+        "attributes": {
+            "id": "S",
+            "subject": "S",
+            "statusShard": "S",
+            "dateShard": "S",
+            "periodStart": "S",
+            "term": "S",
+            "termValue": "S",
+        },
         "indexes": {
             "subject-index": (("subject", "periodStart"), ["periodEnd"]),
             "status-index": (("statusShard", "periodStart"), ["periodEnd"]),
             "date-index": (("dateShard", "periodStart"), ["periodEnd"]),
+            "term-index": (("term", "termValue"), ["owner"]),
         },
         "retain": True,
     },
@@ -146,10 +162,12 @@ def _grants(properties: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 def _pages(route: Route) -> bool:
-    """Whether the route signs or checks page tokens: search and history bundles page, and a
-    conditional create runs a search."""
-    return route.interaction in {"search-type", "history-instance"} or (
-        route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create
+    """Whether the route signs or checks page tokens: search and history bundles page, a conditional
+    create or update runs a search, and a Bundle's entries may do any of these."""
+    return (
+        route.interaction in {"search-type", "history-instance", "transaction"}
+        or route.conditional
+        or (route.interaction == "create" and DEFINITIONS[route.resource_type or ""].conditional_create)
     )
 
 
@@ -161,11 +179,28 @@ def _expected_grants(route: Route) -> dict[tuple[str, str], set[str]]:
     Put/Delete of search terms.
     A route that pages reads the page token key from its secret (store/secrets.py).
     """
+    if route.interaction == "transaction":
+        return _bundle_grants()
     if route.resource_type is None:
         return {}
     grants = _table_grants(route)
     if _pages(route):
         grants[("PageTokenSecret", "secret")] = {"secretsmanager:GetSecretValue"}
+    return grants
+
+
+def _bundle_grants() -> dict[tuple[str, str], set[str]]:
+    """A Bundle's entries run the interactions of the clinical types' routes: what those are granted."""
+    grants: dict[tuple[str, str], set[str]] = {
+        ("PageTokenSecret", "secret"): {"secretsmanager:GetSecretValue"}
+    }
+    for route in ROUTES:
+        if route.resource_type in DEFINITIONS and route.resource_type != "Subscription":
+            for target, actions in _table_grants(route).items():
+                grants.setdefault(target, set()).update(actions)
+    # An encounter's identifiers are term items of the Encounters table: a new version or a deletion
+    # that drops one deletes its item.
+    grants[("EncountersTable", "table")].add("dynamodb:DeleteItem")
     return grants
 
 
@@ -197,13 +232,20 @@ def _table_grants(route: Route) -> dict[tuple[str, str], set[str]]:
             grants_read[("PatientsTable", "table")] = {"dynamodb:GetItem"}
         return grants_read
     grants: dict[tuple[str, str], set[str]] = {table: {"dynamodb:PutItem"}}
-    if route.interaction in ("update", "patch"):
-        # the copy of the version it replaces
+    if route.interaction in ("update", "patch", "delete"):
+        # the copy of the version it replaces, and the search terms the new version no longer has
         grants[table].add("dynamodb:GetItem")
         grants[versions] = {"dynamodb:PutItem"}
-        if route.resource_type == "Patient":
-            grants[table].add("dynamodb:DeleteItem")  # search terms a new version no longer has
-    if route.resource_type == "Encounter":
+        if route.resource_type in RESOURCE_TYPES:  # the types with search-term items
+            grants[table].add("dynamodb:DeleteItem")
+    if route.conditional:
+        # the condition is a search
+        grants[index] = {"dynamodb:Query"}
+        grants[table].add("dynamodb:BatchGetItem")
+    if route.interaction == "delete" and route.resource_type == "Patient":
+        # the encounters that still reference the patient
+        grants[("EncountersTable", "index")] = {"dynamodb:Query"}
+    if route.resource_type == "Encounter" and route.interaction != "delete":
         grants[("PatientsTable", "table")] = {"dynamodb:ConditionCheckItem"}
     if route.interaction == "create":
         grants[("IdempotencyTable", "table")] = set(IDEMPOTENCY_ACTIONS)
@@ -374,9 +416,16 @@ def test_read_functions_can_only_read(resources: dict[str, Any]) -> None:
 def test_write_functions_get_exactly_what_their_transaction_needs(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
     for route in ROUTES:
-        if route.interaction in WRITE_INTERACTIONS:
+        if route.interaction in WRITE_INTERACTIONS | {"delete"}:
             # Given a write function: the item actions of its transaction, on the tables it touches
             assert _grants(functions[route.logical_id]) == _expected_grants(route), route.logical_id
+
+
+def test_the_bundle_function_gets_what_the_entries_interactions_get(resources: dict[str, Any]) -> None:
+    # Given the function of POST /api/fhir
+    route = next(route for route in ROUTES if route.interaction == "transaction")
+    # Then it may call what the clinical types' own functions may, together, and nothing else
+    assert _grants(_functions(resources)[route.logical_id]) == _expected_grants(route)
 
 
 def test_version_copies_are_limited_to_the_functions_resource_type(resources: dict[str, Any]) -> None:
@@ -385,9 +434,11 @@ def test_version_copies_are_limited_to_the_functions_resource_type(resources: di
         for statement in _statements(functions[route.logical_id]):
             if _target(_as_list(statement["Resource"])[0])[0] != "VersionsTable":
                 continue
-            # Then the function reaches only the versions of its own resource type
+            # Then the function reaches only the versions of its own resource type (a Bundle's: the
+            # clinical types its entries may be)
             keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-            assert keys == [f"{route.resource_type}/*"]
+            types = RESOURCE_TYPES if route.interaction == "transaction" else (route.resource_type,)
+            assert keys == [f"{resource_type}/*" for resource_type in types]
 
 
 def test_no_policy_uses_wildcards(resources: dict[str, Any]) -> None:

@@ -60,5 +60,5 @@ def test_a_preflight_is_answered_for_a_named_origin() -> None:
 
     assert answer.status == 204
     assert answer.headers["Access-Control-Allow-Origin"] == CLINIC_APP
-    assert set(answer.headers["Access-Control-Allow-Methods"].split(", ")) == {"GET", "POST"}
+    assert set(answer.headers["Access-Control-Allow-Methods"].split(", ")) == {"GET", "POST", "PUT"}
     assert "Authorization" in answer.headers["Access-Control-Allow-Headers"]

@@ -68,3 +68,17 @@ def test_the_api_pages_example_is_created_for_seven_write_units(
 
     # Then the item, its three index entries and the check cost 2 + 3 + 2 units
     assert sum(line.units for line in lines) == 7
+
+
+def test_a_visit_number_adds_its_term_item_and_index_entry(
+    ddb_tables: Any, template: dict[str, Any], patient_id: str
+) -> None:
+    # When the API page's example is created with one visit number
+    document = encounter_for(patient_id, identifier=[{"system": "urn:visit", "value": "V-1"}])
+    lines = priced_create(ddb_tables, template, document)
+
+    # Then the identifier costs its term item (a transactional put, 2) and its term-index entry (1):
+    # 7 + 3 units; an encounter without identifiers stays at 7
+    terms = [line.units for line in lines[5:]]
+    assert terms == [2, 1]
+    assert sum(line.units for line in lines) == 10

@@ -28,6 +28,7 @@ PATIENT_READS = functions("patient_read", "patient_vread", "patient_history", "p
 ENCOUNTER_SEARCH = functions("encounter_search", "encounter_search_post")
 PATIENT_SEARCH = functions("patient_search", "patient_search_post")
 AUDIT_TRAIL = functions("audit_event_search", "audit_event_read")
+BUNDLE = functions("bundle")
 
 
 def allowed(roles: tuple[str, ...] = (), scopes: tuple[str, ...] = ()) -> set[str]:
@@ -107,25 +108,36 @@ def test_scopes_come_from_scope_or_scp() -> None:
 
 
 def test_system_scopes_grant_their_permission_letters() -> None:
-    assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | ENCOUNTER_SEARCH
-    assert allowed(scopes=("system/Patient.cu",)) == {"patient_create", "patient_update", "patient_patch"}
-    assert allowed(scopes=("system/Encounter.s",)) == ENCOUNTER_SEARCH
-    assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS
+    # Any grant on a clinical type reaches the Bundle route too: each entry is then checked on its own
+    assert allowed(scopes=("system/Encounter.rs",)) == ENCOUNTER_READS | ENCOUNTER_SEARCH | BUNDLE
+    assert (
+        allowed(scopes=("system/Patient.cu",))
+        == {"patient_create", "patient_update", "patient_patch", "patient_conditional_update"} | BUNDLE
+    )
+    assert allowed(scopes=("system/Patient.d",)) == {"patient_delete"} | BUNDLE
+    assert allowed(scopes=("system/Encounter.s",)) == ENCOUNTER_SEARCH | BUNDLE
+    assert allowed(scopes=("system/Encounter.r",)) == ENCOUNTER_READS | BUNDLE
     # ``*`` is every clinical type: the audit trail is granted only by its name
-    everything = {route.function for route in ROUTES if route.smart_permission} - AUDIT_TRAIL
+    everything = {route.function for route in ROUTES if route.smart_permission} - AUDIT_TRAIL | BUNDLE
     assert allowed(scopes=("system/*.cruds",)) == everything
     assert allowed(scopes=("system/AuditEvent.rs",)) == AUDIT_TRAIL
     assert allowed(scopes=("system/AuditEvent.cruds",)) == AUDIT_TRAIL
     assert allowed(scopes=("system/*.*",)) == everything
     assert (
         allowed(scopes=("system/*.read",))
-        == ENCOUNTER_READS | PATIENT_READS | ENCOUNTER_SEARCH | PATIENT_SEARCH
+        == ENCOUNTER_READS | PATIENT_READS | ENCOUNTER_SEARCH | PATIENT_SEARCH | BUNDLE
     )
-    assert allowed(scopes=("system/Encounter.write",)) == {
-        "encounter_create",
-        "encounter_update",
-        "encounter_patch",
-    }
+    assert (
+        allowed(scopes=("system/Encounter.write",))
+        == {
+            "encounter_create",
+            "encounter_update",
+            "encounter_patch",
+            "encounter_conditional_update",
+            "encounter_delete",
+        }
+        | BUNDLE
+    )
 
 
 def test_roles_and_system_scopes_add_up() -> None:
@@ -134,7 +146,7 @@ def test_roles_and_system_scopes_add_up() -> None:
 
 def test_user_scopes_narrow_the_role_and_need_one() -> None:
     # Given a practitioner (reads and writes both types) whose app was granted encounter reads only
-    assert allowed(("practitioner",), ("user/Encounter.rs",)) == ENCOUNTER_READS | ENCOUNTER_SEARCH
+    assert allowed(("practitioner",), ("user/Encounter.rs",)) == ENCOUNTER_READS | ENCOUNTER_SEARCH | BUNDLE
     # An auditor's app asking for everything still only reads
     assert allowed(("auditor",), ("user/*.cruds",)) == allowed(("auditor",)) - AUDIT_TRAIL
     assert allowed(("auditor",), ("user/AuditEvent.rs",)) == AUDIT_TRAIL

@@ -99,7 +99,7 @@ def test_values_that_are_not_ids_are_not_logged(logs: CapturedLogs) -> None:
         "req-2",
         "user-2",
         ["admin", "Peter Chalmers", 7],
-        "delete",
+        "purge",
         "Person",
         "Peter Chalmers",
         404,
@@ -117,8 +117,20 @@ def test_values_that_are_not_ids_are_not_logged(logs: CapturedLogs) -> None:
 
 
 def test_every_routes_action_is_an_audit_action() -> None:
-    # Given / When / Then the actions of the route table are the ones the issue names (and history)
-    assert audit.ACTIONS == {"create", "read", "vread", "search", "update", "patch", "history", "operation"}
+    # Given / When / Then the actions of the route table are the ones the issues name (and history)
+    assert audit.ACTIONS == {
+        "create",
+        "read",
+        "vread",
+        "search",
+        "update",
+        "patch",
+        "delete",
+        "history",
+        "operation",
+        "transaction",
+        "batch",
+    }
 
 
 def test_a_machine_clients_record_names_the_client_and_its_scopes(logs: CapturedLogs) -> None:

@@ -27,6 +27,7 @@ class Definition:
     resource_type: str
     search_parameters: Mapping[str, SearchParameter]
     conditional_create: bool
+    conditional_update: bool
     safety_rules: tuple[SafetyRule, ...] = ()
     chained_parameters: Mapping[str, Mapping[str, SearchParameter]] = field(default_factory=dict)
     includes: Mapping[str, str] = field(default_factory=dict)
@@ -34,8 +35,8 @@ class Definition:
 
 
 RESOURCES = [
-    Definition("Encounter", ENCOUNTER_PARAMETERS, False, encounter.SAFETY_RULES),
-    Definition("Patient", PATIENT_PARAMETERS, True, patient.SAFETY_RULES),
+    Definition("Encounter", ENCOUNTER_PARAMETERS, True, True, encounter.SAFETY_RULES),
+    Definition("Patient", PATIENT_PARAMETERS, True, True, patient.SAFETY_RULES),
 ]
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -64,7 +65,10 @@ def test_interactions_come_from_the_route_table() -> None:
         assert resource["versioning"] == "versioned-update"
         assert resource["readHistory"] is True
         assert resource["updateCreate"] is False
-        assert resource["conditionalUpdate"] is False
+        # Conditional update by identifier; conditional delete is not offered
+        assert resource["conditionalUpdate"] is True
+        assert resource["conditionalDelete"] == "not-supported"
+        assert "delete" in {entry["code"] for entry in resource["interaction"]}
         assert "searchInclude" not in resource
 
 
@@ -79,7 +83,7 @@ def test_search_parameters_come_from_the_tables() -> None:
             assert (param["type"], param["documentation"]) == (table.type, table.documentation)
             assert param["definition"] == table.definition
     assert by_type["Patient"]["conditionalCreate"] is True
-    assert by_type["Encounter"]["conditionalCreate"] is False
+    assert by_type["Encounter"]["conditionalCreate"] is True
 
 
 def test_security_describes_every_role_from_the_role_table() -> None:
@@ -196,3 +200,17 @@ def test_the_served_statement_lists_subscription_for_admins_with_its_rest_hook_r
     # And its documentation says what it delivers on, and the security section who may use it
     assert "rest-hook" in subscription["documentation"]
     assert "- `Subscription`: `admin` only" in statement["rest"][0]["security"]["description"]
+
+
+def test_transaction_and_batch_are_system_interactions_of_the_bundle_route() -> None:
+    # Given the statement, and the route POST [base] in the route table
+    rest = capability_statement(BASE, RESOURCES)["rest"][0]
+    assert any(route.interaction == "transaction" and route.resource_type is None for route in ROUTES)
+
+    # Then rest.interaction lists transaction and batch, each saying how its entries are processed
+    by_code = {interaction["code"]: interaction["documentation"] for interaction in rest["interaction"]}
+    assert set(by_code) == {"transaction", "batch"}
+    assert "one DynamoDB transaction" in by_code["transaction"]
+    assert "response.outcome" in by_code["batch"]
+    # And every role may send a Bundle (its entries are checked one by one)
+    assert all({"transaction", "batch"} <= interactions for interactions in ROLE_INTERACTIONS.values())

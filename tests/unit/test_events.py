@@ -62,6 +62,12 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "patient_validate": (200, "OperationOutcome"),
     "patient_history": (200, "Bundle"),
     "patient_vread": (200, "Patient"),
+    # The conditional updates: the visit number matches nothing (created), the MRN the seeded patient
+    "encounter_conditional_update": (201, "Encounter"),
+    "patient_conditional_update": (200, "Patient"),
+    # The admin deletes the encounter; the patient it references cannot be deleted (409 naming it)
+    "encounter_delete": (200, "OperationOutcome"),
+    "patient_delete": (409, "OperationOutcome"),
     "subscription_create": (201, "Subscription"),
     "subscription_search": (200, "Bundle"),
     "subscription_read": (200, "Subscription"),
@@ -70,6 +76,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     # An auditor's search and read of the audit trail (empty here: nothing was recorded on moto)
     "audit_event_search": (200, "Bundle"),
     "audit_event_read": (404, "OperationOutcome"),
+    # A transaction: the create event's patient (found by ifNoneExist) and a new encounter of it
+    "bundle": (200, "Bundle"),
 }
 # Not an API function: the recorder answers CloudWatch Logs deliveries (see its own test below).
 RECORDER = "audit_recorder"
@@ -184,8 +192,8 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
     if name == "metadata":
         assert body["fhirVersion"].startswith("4.0")
     elif name == "fallback":
-        # DELETE on a known path: 405 naming the methods the path takes
-        assert {method.strip() for method in headers["Allow"].split(",")} == {"GET", "PUT", "PATCH"}
+        # POST on a known path: 405 naming the methods the path takes
+        assert {method.strip() for method in headers["Allow"].split(",")} == {"GET", "PUT", "PATCH", "DELETE"}
         assert body["issue"][0]["severity"] == "error"
     elif interaction == "create":
         # The create event was sent once by the fixture with the same Idempotency-Key: the same answer
@@ -204,9 +212,24 @@ def _check_details(name: str, headers: dict[str, str], body: dict[str, Any], see
     elif interaction == "validate":
         # The auditor's $validate of the create event's resource: valid, and nothing stored
         assert [issue["severity"] for issue in body["issue"]] == ["information", "information"]
+    elif interaction == "conditional_update":
+        assert headers["Location"].endswith(f"/_history/{body['meta']['versionId']}")
+        if resource_type == "Patient":
+            assert (body["id"], body["meta"]["versionId"]) == (resource_id, "2")
+    elif interaction == "delete" and resource_type == "Encounter":
+        assert headers["ETag"] == 'W/"2"'
+        assert body["issue"][0]["severity"] == "information"
+    elif interaction == "delete":
+        assert f"Encounter/{seeded.encounter_id}" in body["issue"][0]["diagnostics"]
     elif interaction == "history":
         assert body["type"] == "history"
         assert [entry["resource"]["id"] for entry in body["entry"]] == [resource_id]
+    elif name == "bundle":
+        assert body["type"] == "transaction-response"
+        patient, encounter = body["entry"]
+        assert patient["response"]["status"] == "200 OK" and patient["resource"]["id"] == seeded.patient_id
+        assert encounter["response"]["status"] == "201 Created"
+        assert encounter["resource"]["subject"]["reference"] == f"Patient/{seeded.patient_id}"
     elif interaction == "search":
         assert body["type"] == "searchset"
         assert body["total"] == 1

@@ -32,6 +32,7 @@ def test_moto_tables_follow_the_template(moto_tables: dict[str, str]) -> None:
         "subject-index",
         "status-index",
         "date-index",
+        "term-index",
     }
     assert versions["KeySchema"] == [
         {"AttributeName": "resourceKey", "KeyType": "HASH"},
@@ -245,3 +246,40 @@ def test_a_table_made_without_its_stream_gets_it(
     # Then it streams old and new images, as deployed
     stream = client.describe_table(TableName="old-Encounters")["Table"]["StreamSpecification"]
     assert stream == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_a_table_made_before_an_index_was_added_gets_it(
+    moto_tables: dict[str, str], template: dict[str, Any]
+) -> None:
+    # Given an Encounters table of an older data folder, made before the template added term-index
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="older-Encounters",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "subject", "AttributeType": "S"},
+            {"AttributeName": "periodStart", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "subject-index",
+                "KeySchema": [
+                    {"AttributeName": "subject", "KeyType": "HASH"},
+                    {"AttributeName": "periodStart", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # When the tables are made again
+    tables.create_tables(client, template, prefix="older-")
+    # Then it has every index of the template, the visit numbers' term-index among them
+    indexes = client.describe_table(TableName="older-Encounters")["Table"]["GlobalSecondaryIndexes"]
+    assert {index["IndexName"] for index in indexes} == {
+        "subject-index",
+        "status-index",
+        "date-index",
+        "term-index",
+    }

@@ -47,15 +47,15 @@ def test_match_route_gives_the_route_and_its_ids() -> None:
         route_for_function("patient_vread"),
         {"id": "p-1", "vid": "3"},
     )
-    assert match_route("DELETE", "/api/fhir/Patient/p-1") is None
+    assert match_route("DELETE", "/api/fhir/Patient/p-1/_history") is None
 
 
 def test_methods_for_path_lists_what_the_api_serves_there() -> None:
-    assert methods_for_path("/api/fhir/Encounter/e-1") == ("GET", "PUT", "PATCH")
-    assert methods_for_path("/api/fhir/Encounter/$validate") == ("GET", "PUT", "PATCH", "POST")
+    assert methods_for_path("/api/fhir/Encounter/e-1") == ("GET", "PUT", "PATCH", "DELETE")
+    assert methods_for_path("/api/fhir/Encounter/$validate") == ("GET", "PUT", "PATCH", "POST", "DELETE")
     assert operation_methods("/api/fhir/Encounter/$validate") == ("POST",)
     assert operation_methods("/api/fhir/Encounter/$everything") == ()
-    assert methods_for_path("/api/fhir/Encounter") == ("POST", "GET")
+    assert methods_for_path("/api/fhir/Encounter") == ("POST", "GET", "PUT")
     assert methods_for_path("/api/fhir/Observation") == ()
 
 

@@ -173,7 +173,7 @@ def test_match_route_finds_the_route_and_its_ids() -> None:
     # Given / When / Then
     route = routes.route_for_function("encounter_vread")
     assert match_route(method_arn(route, "enc-1", "7")) == (route, {"id": "enc-1", "vid": "7"})
-    assert match_route(f"{PREFIX}/DELETE/api/fhir/Encounter/enc-1") is None
+    assert match_route(f"{PREFIX}/PATCH/api/fhir/Encounter/enc-1/_history") is None
     assert match_route("garbage") is None
 
 
@@ -300,10 +300,10 @@ def test_an_access_token_gets_the_policy_of_its_scopes_and_passes_them_on(
         authorizer_event(routes.route_for_function("encounter_search")), LAMBDA_CONTEXT
     )
 
-    # Then the search (by GET and by POST _search) is allowed, nothing else, and the functions learn the
-    # scopes and the client
+    # Then the search (by GET and by POST _search) is allowed, and a Bundle (whose entries are checked one
+    # by one), nothing else, and the functions learn the scopes and the client
     allowed = [route.function for route in ROUTES if is_allowed(answer["policyDocument"], method_arn(route))]
-    assert allowed == ["encounter_search", "encounter_search_post"]
+    assert allowed == ["encounter_search", "encounter_search_post", "bundle"]
     assert answer["context"]["scopes"] == "system/Encounter.s"
     assert answer["context"]["client_id"] == "app-1"
 
@@ -318,3 +318,14 @@ def test_a_patient_scope_gets_a_deny_policy(monkeypatch: pytest.MonkeyPatch) -> 
 
     # Then it allows nothing (403): patient compartments are not enforced
     assert all(not is_allowed(answer["policyDocument"], method_arn(route)) for route in ROUTES)
+
+
+def test_the_bundle_route_is_allowed_with_and_without_a_trailing_slash() -> None:
+    # Given an auditor's policy (every role may send a Bundle; its entries are checked one by one)
+    document = build_policy("user-5", routes_for_roles(["auditor"]), method_arn(ROUTES[1]))["policyDocument"]
+
+    # Then POST to the base URL is allowed as fhirpy sends it too (base + "/"), and nothing else there
+    assert is_allowed(document, f"{PREFIX}/POST/api/fhir")
+    assert is_allowed(document, f"{PREFIX}/POST/api/fhir/")
+    assert not is_allowed(document, f"{PREFIX}/GET/api/fhir/")
+    assert not is_allowed(document, f"{PREFIX}/POST/api/fhir/Patient")

@@ -329,6 +329,7 @@ def test_tables_declare_the_issue_parameters() -> None:
         "date",
         "class",
         "type",
+        "identifier",
         "_id",
         "_lastUpdated",
     }

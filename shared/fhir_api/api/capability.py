@@ -60,6 +60,8 @@ _VALIDATE_DOCUMENTATION = (
     "an OperationOutcome whether or not the resource is valid (errors as issues); a 4xx means it could "
     "not be validated. mode=delete is not supported (400)."
 )
+# The system-level interactions, in FHIR's order: a Bundle at the base URL is one or the other.
+_SYSTEM_INTERACTION_ORDER = ("transaction", "batch")
 
 
 class ResourceDefinition(Protocol):
@@ -73,6 +75,9 @@ class ResourceDefinition(Protocol):
 
     @property
     def conditional_create(self) -> bool: ...
+
+    @property
+    def conditional_update(self) -> bool: ...
 
     @property
     def safety_rules(self) -> Sequence[SafetyRule]: ...
@@ -113,7 +118,8 @@ def _security_description() -> str:
         "",
     ]
     for role, interactions in sorted(ROLE_INTERACTIONS.items()):
-        allowed = [code for code in (*_INTERACTION_ORDER, "operation") if code in interactions]
+        order = (*_INTERACTION_ORDER, "operation", *_SYSTEM_INTERACTION_ORDER)
+        allowed = [code for code in order if code in interactions]
         lines.append(f"- `{role}`: {', '.join(allowed)}")
     lines.append("")
     lines.append("`operation` is `$validate`, which stores nothing; SMART scopes grant it with `r`.")
@@ -234,7 +240,8 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
         "updateCreate": False,
         "conditionalCreate": bool(definition.conditional_create),
         "conditionalRead": "full-support",
-        "conditionalUpdate": False,
+        # PUT [type]?identifier=…: no match creates, one is updated, several are 412.
+        "conditionalUpdate": bool(definition.conditional_update),
         "conditionalDelete": "not-supported",
     }
     documentation = [
@@ -264,6 +271,30 @@ def _resource(definition: ResourceDefinition) -> dict[str, Any]:
 def _interaction(code: str) -> dict[str, str]:
     documentation = _INTERACTION_DOCUMENTATION.get(code)
     return {"code": code, "documentation": documentation} if documentation else {"code": code}
+
+
+def _system_interactions() -> list[dict[str, str]]:
+    """``rest.interaction``: what the Bundle route (``POST [base]``) takes, with how it is processed."""
+    served = {route.interaction for route in ROUTES if route.resource_type is None}
+    if "transaction" not in served:
+        return []
+    return [
+        {
+            "code": "transaction",
+            "documentation": "POST [base] with a Bundle of type transaction: POST (with ifNoneExist), PUT "
+            "(with ifMatch, and conditional PUT [type]?criteria), DELETE and GET entries of Encounter and "
+            "Patient, processed DELETE, POST, PUT, GET; urn:uuid and urn:oid fullUrls resolved and every "
+            "reference to them rewritten; all writes land in one DynamoDB transaction or none does. One "
+            "refused entry refuses the Bundle, with an OperationOutcome naming Bundle.entry[n]. Each entry "
+            "is authorised and audited as its own interaction.",
+        },
+        {
+            "code": "batch",
+            "documentation": "POST [base] with a Bundle of type batch: each entry is processed on its own "
+            "and answered with its own status (its OperationOutcome in response.outcome on failure); the "
+            "batch-response itself is 200.",
+        },
+    ]
 
 
 def capability_statement(
@@ -297,6 +328,7 @@ def capability_statement(
                 "documentation": _search_documentation(),
                 "security": _security(cors, token_endpoint),
                 "resource": [_resource(definition) for definition in resources],
+                "interaction": _system_interactions(),
             }
         ],
     }

@@ -17,7 +17,14 @@ from fhir_api.api.http import Request, Response
 from fhir_api.api.outcome import error_response, internal_error_response, quote_request_id
 from fhir_api.auth import access
 from fhir_api.observability import LambdaHandler
-from fhir_api.routes import AUDIT_ACTIONS, Route, match_route, methods_for_path, route_for_function
+from fhir_api.routes import (
+    AUDIT_ACTIONS,
+    BUNDLE_INTERACTIONS,
+    Route,
+    match_route,
+    methods_for_path,
+    route_for_function,
+)
 from fhir_api.settings import get_settings
 
 
@@ -47,7 +54,12 @@ def make_handler(function: str) -> LambdaHandler:
                 response = interactions.unrouted(request, methods_for_path(request.path), settings)
             else:
                 access.check(route, caller, settings.token_leeway_seconds)
-                response = interactions.run(route, request, settings, context)
+                if route.interaction in BUNDLE_INTERACTIONS:
+                    from fhir_api.bundles.interaction import run as run_bundle
+
+                    response = run_bundle(request, caller, settings, context, _client_address(event))
+                else:
+                    response = interactions.run(route, request, settings, context)
         except errors.ApiError as exc:
             response = error_response(exc)
         except Exception:
@@ -57,14 +69,13 @@ def make_handler(function: str) -> LambdaHandler:
         interactions.apply_cors(request, response, settings)
         quote_request_id(response, request.request_id)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        observability.record_request(
-            function, served.interaction if served else None, response.status, elapsed_ms
-        )
+        interaction = response.interaction or (served.interaction if served else None)
+        observability.record_request(function, interaction, response.status, elapsed_ms)
         audit.audit(
             request_id=request.request_id,
             sub=request.sub,
             roles=request.roles,
-            action=AUDIT_ACTIONS.get(served.interaction, "unknown") if served else request.method.lower(),
+            action=AUDIT_ACTIONS.get(interaction or "", "unknown") if served else request.method.lower(),
             resource_type=served.resource_type if served else None,
             resource_id=_audited_id(request, response),
             status=response.status,
@@ -72,10 +83,10 @@ def make_handler(function: str) -> LambdaHandler:
             or interactions.etag_version(response.headers.get("ETag")),
             client_id=caller.client_id if caller else None,
             scopes=caller.scopes if caller else (),
-            interaction=served.interaction if served else None,
+            interaction=interaction,
             patients=response.patients,
             query=response.query_names if response.query_names is not None else tuple(request.query),
-            client_address=((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp"),
+            client_address=_client_address(event),
             method=request.method,
         )
         return response.to_proxy()
@@ -88,6 +99,12 @@ def _gateway_request_id(event: dict[str, Any]) -> str | None:
     context = event.get("requestContext") if isinstance(event, dict) else None
     request_id = context.get("requestId") if isinstance(context, dict) else None
     return request_id if isinstance(request_id, str) else None
+
+
+def _client_address(event: dict[str, Any]) -> str | None:
+    """The caller's address as API Gateway saw it."""
+    address = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
+    return str(address) if address else None
 
 
 def _audited_id(request: Request, response: Response) -> str | None:

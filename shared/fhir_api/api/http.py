@@ -73,6 +73,9 @@ class Response:
     # For the audit record only: the names of the search parameters, when not all are in the URL (a POST
     # _search's form body, a sealed page token).
     query_names: tuple[str, ...] | None = None
+    # For the audit record only: the interaction, when the route's own is not the exact one (a batch
+    # at the Bundle route, whose route says transaction).
+    interaction: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy (kept as the first answer of an idempotent request)."""
@@ -82,13 +85,21 @@ class Response:
             "headers": dict(self.headers),
             "body": body,
             "patients": list(self.patients),
+            "interaction": self.interaction,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Response:
         """The response ``to_dict`` described."""
         patients = tuple(str(patient) for patient in data.get("patients") or ())
-        return cls(int(data["status"]), data.get("body"), dict(data.get("headers") or {}), patients)
+        interaction = data.get("interaction")
+        return cls(
+            int(data["status"]),
+            data.get("body"),
+            dict(data.get("headers") or {}),
+            patients,
+            interaction=str(interaction) if interaction else None,
+        )
 
     def to_proxy(self) -> dict[str, Any]:
         """The API Gateway proxy integration result, with the security headers every answer carries."""

@@ -59,6 +59,8 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
     service = service_for(str(route.resource_type), settings)
     if route.interaction == "create":
         return create(service, request, context)
+    if route.conditional:
+        return conditional_update(service, request)
     return INTERACTIONS[route.interaction](service, request)
 
 
@@ -142,7 +144,7 @@ def create(service: ResourceService, request: Request, context: Any) -> Response
     if if_none_exist:
         existing = service.conditional_match(if_none_exist, request.base_url)
         if existing is not None:
-            return _resource_response(200, existing, request)
+            return _resource_response(200, existing, request, location=True)
 
     def respond() -> dict[str, Any]:
         stored = service.create(document)
@@ -187,6 +189,48 @@ def patch(service: ResourceService, request: Request) -> Response:
     resource_id = request.path_params.get("id", "")
     stored = service.commit(service.prepare_patch(resource_id, document, if_match), if_match)
     return _resource_response(200, stored, request, location=True)
+
+
+def conditional_update(service: ResourceService, request: Request) -> Response:
+    """PUT [type]?criteria: no match creates (201), one match is updated (200), several are 412."""
+    from urllib.parse import urlencode
+
+    if_match = _if_match(request.header("If-Match"))
+    document = _body(request, service.settings)
+    condition = urlencode([(name, value) for name, values in request.query.items() for value in values])
+    stored, created = service.conditional_update(condition, document, if_match, request.base_url)
+    return _resource_response(201 if created else 200, stored, request, location=True)
+
+
+def delete(service: ResourceService, request: Request) -> Response:
+    """DELETE [type]/[id]: a tombstone as the next version (200 with an OperationOutcome). Deleting an
+    unknown or already deleted resource changes nothing and is 200 too, as FHIR allows and HAPI does;
+    with If-Match it is 412, there being no current version to match."""
+    from fhir_api.api.outcome import operation_outcome
+
+    resource_id = request.path_params.get("id", "")
+    if_match = _if_match(request.header("If-Match"))
+    reference = f"{service.resource_type}/{resource_id}"
+    try:
+        write = service.prepare_delete(resource_id, if_match)
+    except errors.ResourceNotFound as exc:
+        if if_match is not None:
+            raise errors.PreconditionFailed(
+                f"If-Match names version {if_match}, but {exc.diagnostics}"
+            ) from exc
+        done = "is already deleted" if isinstance(exc, errors.ResourceGone) else "does not exist"
+        issue = errors.Issue("informational", f"Not deleted: {reference} {done}.", severity="information")
+        return Response(200, operation_outcome([issue]))
+    tombstone = service.commit(write, if_match)
+    issue = errors.Issue(
+        "informational",
+        f"Deleted {reference}: version {tombstone.version_id} marks it deleted; earlier versions stay "
+        "readable at _history.",
+        severity="information",
+    )
+    headers = {"ETag": f'W/"{tombstone.version_id}"'}
+    deleted = (write.superseded,) if write.superseded is not None else ()
+    return Response(200, operation_outcome([issue]), headers, patients=patient_ids(deleted))
 
 
 def history(service: ResourceService, request: Request) -> Response:
@@ -375,6 +419,7 @@ INTERACTIONS: dict[str, Callable[[ResourceService, Request], Response]] = {
     "vread": vread,
     "update": update,
     "patch": patch,
+    "delete": delete,
     "search-type": search,
     "history-instance": history,
     "operation": operations.operation,
@@ -426,7 +471,20 @@ def _search_entry(
 
 
 def _history_entry(request: Request, stored: StoredResource) -> str:
-    """A history entry (the version's resource, and the write that made it), as JSON text."""
+    """A history entry (the version's resource, and the write that made it), as JSON text. A deletion
+    is an entry without a resource, its request a DELETE (FHIR's history of a delete)."""
+    if stored.deleted:
+        return fhirjson.dumps(
+            {
+                "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.id}",
+                "request": {"method": "DELETE", "url": f"{stored.resource_type}/{stored.id}"},
+                "response": {
+                    "status": "200",
+                    "etag": f'W/"{stored.version_id}"',
+                    "lastModified": stored.last_updated,
+                },
+            }
+        )
     stored = _presented(stored)
     first = stored.version_id == 1
     return fhirjson.dumps(
@@ -493,6 +551,7 @@ def _resource_response(
         headers["Location"] = (
             f"{request.base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         )
+        headers["Content-Location"] = headers["Location"]
     prefer = (request.header("Prefer") or "").replace(" ", "").lower()
     if request.method in WRITE_METHODS and "return=minimal" in prefer:
         return Response(status, None, headers, patients)
@@ -573,7 +632,15 @@ def _content_type(request: Request) -> str:
     return (request.header("Content-Type") or "").partition(";")[0].strip().lower()
 
 
-def _body(request: Request, settings: Settings, accepted: tuple[str, ...] = ACCEPTED_BODY_TYPES) -> Any:
+def _body(
+    request: Request,
+    settings: Settings,
+    accepted: tuple[str, ...] = ACCEPTED_BODY_TYPES,
+    limit: int | None = None,
+) -> Any:
+    """The JSON body, after its type (one of ``accepted``) and size (``limit`` bytes, MAX_BODY_BYTES
+    unless given)."""
+    limit = limit or settings.max_body_bytes
     parameters = (request.header("Content-Type") or "").partition(";")[2]
     content_type = _content_type(request)
     if accepted is PATCH_BODY_TYPES and content_type in ACCEPTED_BODY_TYPES and content_type not in accepted:
@@ -588,10 +655,8 @@ def _body(request: Request, settings: Settings, accepted: tuple[str, ...] = ACCE
         raise errors.UnsupportedMediaType(f"FHIR JSON is UTF-8; charset={charset} is not supported.")
     if request.body is None or not request.body.strip():
         raise errors.InvalidRequest("The request has no body; send the resource as JSON.")
-    if len(request.body) > settings.max_body_bytes:
-        raise errors.PayloadTooLarge(
-            f"The body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}."
-        )
+    if len(request.body) > limit:
+        raise errors.PayloadTooLarge(f"The body is {len(request.body)} bytes; the limit is {limit}.")
     return fhirjson.loads(request.body)
 
 

@@ -80,7 +80,7 @@ def match_route(method_arn: str) -> tuple[Route, dict[str, str]] | None:
 @lru_cache(maxsize=256)
 def _patterns(functions: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     allowed = [route for route in ROUTES if route.function in functions]
-    allow = tuple(dict.fromkeys(route_pattern(route) for route in allowed))
+    allow = tuple(dict.fromkeys(pattern for route in allowed for pattern in _route_patterns(route)))
     refused = [route for route in ROUTES if route not in allowed]
     deny = tuple(
         dict.fromkeys(
@@ -97,10 +97,16 @@ def _patterns(functions: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, .
     return allow, deny
 
 
+def _route_patterns(route: Route) -> tuple[str, ...]:
+    """The ARN suffixes of a route: the base URL also as called with a trailing slash, as clients that
+    join the base with an empty path (fhirpy's ``execute("")``) send it."""
+    pattern = route_pattern(route)
+    return (pattern, f"{pattern}/") if route.path == routes.API_PREFIX else (pattern,)
+
+
 def _sample(route: Route) -> str:
     return f"{route.method}{_PATH_PARAM.sub(_SAMPLE_VALUE, route.path)}"
 
 
 def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
     return {"Effect": effect, "Action": ACTION, "Resource": resources}
-

@@ -25,7 +25,7 @@ SYMMETRIC_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
 
 
 def supported_letters() -> str:
-    """The SMART permission letters some route needs, in SMART's order (``crus``: nothing deletes)."""
+    """The SMART permission letters some route needs, in SMART's order (``cruds``)."""
     return "".join(letter for letter in V2_LETTERS if letter in SMART_PERMISSIONS.values())
 
 

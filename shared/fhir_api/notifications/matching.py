@@ -38,7 +38,10 @@ class ActiveSubscription:
     end: str | None  # Subscription.end as an instant, after which nothing is sent
 
     def wants(self, change: Change) -> bool:
-        """Whether the change's version matches the criteria before the subscription's end."""
+        """Whether the change's version matches the criteria before the subscription's end. A deletion
+        matches nothing: R4 rest-hook criteria select resources, and a deleted one is none."""
+        if change.resource.deleted:
+            return False
         if self.end is not None and change.resource.last_updated >= self.end:
             return False
         return self.criteria.matches(change.resource)

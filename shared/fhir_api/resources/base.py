@@ -89,6 +89,7 @@ class ResourceDefinition(ABC):
     # Whether answers may be subsetted (_summary=true|text|data, _elements): FHIR resources only.
     subsettable: bool = False
     conditional_create: bool = False
+    conditional_update: bool = False
 
     def search_options(self) -> SearchOptions:
         """What this type's searches accept beyond its parameter table (``parse_query``)."""
@@ -123,6 +124,10 @@ class ResourceDefinition(ABC):
 
     def references(self, resource: dict[str, Any]) -> list[tuple[str, str]]:
         """The resources that must exist for ``resource`` to be stored, as (type, id)."""
+        return []
+
+    def referrers(self, resource_id: str) -> list[Listing]:
+        """The listings of resources that reference ``resource_id`` and so keep it from being deleted."""
         return []
 
     def index_attributes(

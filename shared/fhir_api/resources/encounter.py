@@ -2,7 +2,9 @@
 
 A search lists the encounters of its subjects (``subject``/``patient``), with its statuses
 (``status``), or every encounter ("today's encounters"), each in period-start order; the store picks
-the index (``store/indexes.py``), keyed on the attributes ``index_attributes`` writes.
+the index (``store/indexes.py``), keyed on the attributes ``index_attributes`` writes. An
+``identifier`` (visit number) search lists the encounter's identifier terms instead: term items in
+the Encounters table, found through its ``term-index`` (``resources.identifiers``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from fhir_api.resources.base import (
     intersection,
     shared_safety_rules,
 )
+from fhir_api.resources.identifiers import (
+    identifier_listing,
+    identifier_terms,
+    identifiers_match,
+    is_first_identifier_entry,
+)
 from fhir_api.resources.search_parameters import (
     ENCOUNTER_CHAINS,
     ENCOUNTER_PARAMETERS,
@@ -30,7 +38,7 @@ from fhir_api.search import dates, tokens
 from fhir_api.search.parameters import SearchQuery
 from fhir_api.settings import Settings
 from fhir_api.store.indexes import partition_attributes
-from fhir_api.store.types import EVERY, ListedEntry, Listing, StoredResource
+from fhir_api.store.types import EVERY, ListedEntry, Listing, StoredResource, Term
 
 SUBJECT_PARAMETERS = ("subject", "patient")
 STATUS_SYSTEM = ENCOUNTER_PARAMETERS["status"].system
@@ -97,6 +105,8 @@ class EncounterDefinition(ResourceDefinition):
     includes = {value: "Patient" for value in SUBJECT_INCLUDES}
     subsettable = True
     safety_rules = SAFETY_RULES
+    conditional_create = True
+    conditional_update = True
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """Required elements, subject, period order, class codes and the status lifecycle."""
@@ -107,6 +117,11 @@ class EncounterDefinition(ResourceDefinition):
     def references(self, resource: dict[str, Any]) -> list[tuple[str, str]]:
         """The subject Patient must exist: checked in the write's own transaction."""
         return [("Patient", subject_id(resource))]
+
+    def terms(self, resource: dict[str, Any], resource_id: str) -> list[Term]:
+        """One term item per identifier with a value (visit numbers); an encounter without identifiers
+        writes none. Visit numbers are not unique in FHIR, so none is a claim."""
+        return identifier_terms(resource.get("identifier"), resource_id, claim=False)
 
     def index_attributes(
         self, resource: dict[str, Any], resource_id: str, settings: Settings
@@ -134,24 +149,30 @@ class EncounterDefinition(ResourceDefinition):
         chained = [list(query.chain_matches)] if query.chain_matches is not None else []
         if chained and not chained[0]:
             return MATCHES_NOTHING  # the chains found no patient
-        if chained or query.has("subject") or query.has("patient"):
+        subject_named = bool(chained) or _has_subject(query)
+        identifiers = identifier_listing(self.resource_type, query)
+        if identifiers is not None and not (query.sort in ("date", "-date") or subject_named):
+            # A visit number names one or a few encounters: its terms are the narrowest listing.
+            return SearchPlan(identifiers, _in_memory_sort(query))
+        if subject_named:
             by, keys = "subject", intersection(chained + query.values("subject") + query.values("patient"))
         elif (statuses := _indexed_statuses(query)) is not None:
             by, keys = "status", statuses
         else:
             by, keys = EVERY, ()
-        in_memory_sort = None
-        if query.sort in ("_lastUpdated", "-_lastUpdated"):
-            in_memory_sort = ("last_updated", query.sort.startswith("-"))
         listing = Listing(self.resource_type, by, keys, low, high, descending=query.sort == "-date")
-        return SearchPlan(listing, in_memory_sort)
+        return SearchPlan(listing, _in_memory_sort(query))
 
     def entry_may_match(self, entry: ListedEntry, query: SearchQuery) -> bool:
-        """The date criteria, decided on the listed entry's period bounds."""
+        """The date criteria, decided on the listed entry's period bounds (identifier entries hold none)."""
+        if entry.key.startswith("identifier|"):
+            return True
         return _period_matches(query, entry.order, entry.order_end or fhirtime.MAX_INSTANT)
 
     def index_decides(self, query: SearchQuery) -> bool:
         """True when the query holds only dates and the parameter whose index answers it."""
+        if query.has("identifier"):
+            return False
         used = set(query.groups) - {"date"}
         if used <= set(SUBJECT_PARAMETERS):
             return True
@@ -174,6 +195,10 @@ class EncounterDefinition(ResourceDefinition):
         ):
             return False
         if not all_groups_match(
+            query.values("identifier"), lambda token: identifiers_match(token, resource.get("identifier"))
+        ):
+            return False
+        if not all_groups_match(
             query.values("class"), lambda token: tokens.coding_matches(token, resource.get("class"))
         ):
             return False
@@ -185,6 +210,25 @@ class EncounterDefinition(ResourceDefinition):
             return False
         updated = fhirtime.parse_range(stored.last_updated)
         return dates.matches_all(query.values("_lastUpdated"), *updated)
+
+    def is_first_entry_of_resource(
+        self, entry: ListedEntry, stored: StoredResource, query: SearchQuery
+    ) -> bool:
+        """An encounter found through two of its identifier terms counts at the first of them."""
+        if not entry.key.startswith("identifier|"):
+            return True
+        return is_first_identifier_entry(entry, stored.document.get("identifier"), stored.id, query)
+
+
+def _has_subject(query: SearchQuery) -> bool:
+    return query.has("subject") or query.has("patient")
+
+
+def _in_memory_sort(query: SearchQuery) -> tuple[str, bool] | None:
+    """``_sort=_lastUpdated`` sorts the matches in memory: no index is ordered by it."""
+    if query.sort in ("_lastUpdated", "-_lastUpdated"):
+        return ("last_updated", query.sort.startswith("-"))
+    return None
 
 
 def _indexed_statuses(query: SearchQuery) -> tuple[str, ...] | None:

@@ -1,7 +1,8 @@
 """Patient (FHIR R4 4.0.1): its rules, its search terms, and its search plans.
 
 A patient has many searchable values (identifiers, name parts, words of names), so each is a term
-item of its own in the Patients table, found through ``term-index`` (``term`` -> ``termValue``):
+item of its own in the Patients table, found through ``term-index`` (``term`` -> ``termValue``);
+identifier terms are built as for every type (``identifiers``):
 
 | term item key                         | term                   | termValue             | unique |
 | ------------------------------------- | ---------------------- | --------------------- | ------ |
@@ -15,13 +16,12 @@ A unique term is a claim: a second patient with the same identifier system and v
 the same transaction that would store it. An identifier without a system is stored under
 ``identifier||<value>|<id>`` and claims nothing; one without a value has no term of its own and is
 found by ``identifier=<system>|`` through the resources themselves. A claim's key hashes the pair as a
-JSON array (``identifier_claim_key``), so a ``|`` inside a system or value cannot make two pairs meet.
+JSON array (``identifiers.identifier_claim_key``), so a ``|`` inside a system or value cannot make two
+pairs meet.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from fhir_api.fhir import fhirtime
@@ -34,6 +34,12 @@ from fhir_api.resources.base import (
     all_groups_match,
     intersection,
     shared_safety_rules,
+)
+from fhir_api.resources.identifiers import (
+    identifier_listing,
+    identifier_terms,
+    identifiers_match,
+    is_first_identifier_entry,
 )
 from fhir_api.resources.search_parameters import PATIENT_PARAMETERS, PATIENT_SORTS, SUBJECT_INCLUDES
 from fhir_api.search import dates, tokens
@@ -68,6 +74,14 @@ SAFETY_RULES: tuple[SafetyRule, ...] = (
         "A number without its kind (phone, email, pager) cannot be used to reach the patient or the "
         "contact in an emergency.",
     ),
+    SafetyRule(
+        "Patient",
+        "a delete while encounters still reference the patient as their subject (the answer names a few "
+        "and says how many)",
+        409,
+        "An encounter whose patient is gone belongs to nobody's history: it could no longer be found by "
+        "patient, reviewed or billed. Its encounters are deleted or moved first.",
+    ),
     *shared_safety_rules("Patient"),
 )
 
@@ -81,6 +95,7 @@ class PatientDefinition(ResourceDefinition):
     revincludes = {value: ("Encounter", "subject") for value in SUBJECT_INCLUDES}
     subsettable = True
     conditional_create = True
+    conditional_update = True
     safety_rules = SAFETY_RULES
 
     def check_rules(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
@@ -89,16 +104,15 @@ class PatientDefinition(ResourceDefinition):
 
         check_patient_rules(resource, previous)
 
+    def referrers(self, resource_id: str) -> list[Listing]:
+        """The encounters whose subject the patient is: a patient with encounters is not deleted."""
+        return [Listing("Encounter", "subject", (resource_id,))]
+
     def terms(self, resource: dict[str, Any], resource_id: str) -> list[Term]:
         """Every searchable value of the patient, one term item each."""
-        found: dict[str, Term] = {}
-        for identifier in resource.get("identifier") or []:
-            value = identifier.get("value")
-            if not value:
-                continue
-            system = identifier.get("system") or ""
-            key = identifier_claim_key(system, value) if system else f"identifier||{value}|{resource_id}"
-            found[key] = Term(key, f"identifier|{value}", f"{system}|{resource_id}", unique=bool(system))
+        found = {
+            term.key: term for term in identifier_terms(resource.get("identifier"), resource_id, claim=True)
+        }
         for parameter in NAME_PARAMETERS:
             for text in name_terms(resource.get("name"), parameter):
                 key = f"{parameter}|{text}|{resource_id}"
@@ -129,7 +143,7 @@ class PatientDefinition(ResourceDefinition):
         resource = stored.document
         checks = (
             ("_id", lambda value: value == stored.id),
-            ("identifier", lambda token: _identifier_matches(token, resource.get("identifier"))),
+            ("identifier", lambda token: identifiers_match(token, resource.get("identifier"))),
             ("gender", lambda token: tokens.code_matches(token, resource.get("gender"), GENDER_SYSTEM)),
         )
         for name, test in checks:
@@ -153,8 +167,10 @@ class PatientDefinition(ResourceDefinition):
     def is_first_entry_of_resource(
         self, entry: ListedEntry, stored: StoredResource, query: SearchQuery
     ) -> bool:
-        """A patient found through several of its name terms counts at the first of them only."""
+        """A patient found through several of its name or identifier terms counts at the first of them."""
         parameter = entry.key.split("|", 1)[0]
+        if parameter == "identifier":
+            return is_first_identifier_entry(entry, stored.document.get("identifier"), stored.id, query)
         if parameter not in NAME_PARAMETERS:
             return True
         text = entry.order.rsplit("|", 1)[0]
@@ -186,16 +202,9 @@ def _term_listing(
 
 
 def _plan_by_identifier(query: SearchQuery) -> SearchPlan | None:
-    """The first ``identifier`` group, when each of its tokens has a value: one term per value,
-    narrowed to the system when one is given."""
-    identifiers = query.values("identifier")
-    if not identifiers or not all(token.code for token in identifiers[0]):
-        return None
-    group = identifiers[0]
-    return _term_listing(
-        tuple(f"identifier|{token.code}" for token in group),
-        tuple(f"{token.system}|" if token.system is not None else "" for token in group),
-    )
+    """The first ``identifier`` group, when each of its tokens has a value (``identifiers``)."""
+    listing = identifier_listing("Patient", query)
+    return SearchPlan(listing) if listing is not None else None
 
 
 def _plan_by_name(query: SearchQuery) -> SearchPlan | None:
@@ -229,16 +238,6 @@ def _plan_by_gender(query: SearchQuery) -> SearchPlan | None:
     return _term_listing(tuple(f"gender|{code}" for code in codes)) if all(codes) else None
 
 
-def identifier_claim_key(system: str, value: str) -> str:
-    """The key of the term item claiming identifier (system, value) for one patient.
-
-    Hashed from a JSON array: ``a|1`` + ``2`` and ``a`` + ``1|2`` are different claims, and the key
-    stays within DynamoDB's key size however long the identifier.
-    """
-    pair = json.dumps([system, value], ensure_ascii=False).encode("utf-8")
-    return f"identifier|{hashlib.sha256(pair).hexdigest()}"
-
-
 def _name_parts(name: dict[str, Any], parameter: str) -> list[str]:
     from fhir_api.search.strings import NAME_PARTS
 
@@ -247,10 +246,3 @@ def _name_parts(name: dict[str, Any], parameter: str) -> list[str]:
         value = name.get(element)
         parts.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
     return parts
-
-
-def _identifier_matches(token: tokens.TokenValue, identifiers: object) -> bool:
-    """Any identifier matches, read as an Identifier even without a value (``system|`` finds it)."""
-    return isinstance(identifiers, list) and any(
-        tokens.identifier_matches(token, identifier) for identifier in identifiers
-    )

@@ -7,7 +7,9 @@ definitions); ``*_SORTS`` are the ``_sort`` values each resource accepts.
 How each Encounter parameter is served (docs/data-model.md): ``subject``/``patient`` on ``subject-index``,
 ``status`` on ``status-index`` (sharded), anything else on ``date-index`` (sharded); ``date`` narrows
 the ``periodStart`` sort key (``dates.key_bounds``) and is then matched exactly (``dates.matches``);
-``class``, ``type`` and ``_lastUpdated`` filter the items read; ``_id`` is a GetItem. Patient
+``class``, ``type`` and ``_lastUpdated`` filter the items read; ``identifier`` is served by the
+encounter's identifier terms on its table's ``term-index`` (``resources.identifiers``); ``_id`` is a
+GetItem. Patient
 ``identifier``, ``family``, ``given``, ``name``, ``birthdate`` and ``gender`` are served by the search
 terms on ``term-index``; ``_id`` is a GetItem.
 """
@@ -98,6 +100,14 @@ ENCOUNTER_PARAMETERS: dict[str, SearchParameter] = parameter_table(
         "Specific type of encounter: system|code, code, |code or system|.",
         f"{SPEC}/clinical-type",
     ),
+    SearchParameter(
+        "identifier",
+        "token",
+        "Encounter.identifier",
+        "An identifier of the encounter (a visit number): system|value, |value, value or system|. "
+        "Visit numbers need not be unique: a conditional interaction matching several is 412.",
+        f"{SPEC}/clinical-identifier",
+    ),
     _id_parameter("Encounter"),
     _last_updated_parameter("Encounter"),
 )
@@ -107,7 +117,7 @@ PATIENT_PARAMETERS: dict[str, SearchParameter] = parameter_table(
         "identifier",
         "token",
         "Patient.identifier",
-        "A patient identifier: system|value or value.",
+        "A patient identifier: system|value, |value, value or system|.",
         f"{SPEC}/Patient-identifier",
     ),
     SearchParameter(

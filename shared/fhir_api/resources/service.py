@@ -20,7 +20,10 @@ from fhir_api.search.parameters import MAX_CHAINED_MATCHES, MAX_REVINCLUDED, Sea
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
 from fhir_api.store.dynamo import Store
-from fhir_api.store.types import StoredResource, Write
+from fhir_api.store.types import StoredResource, Write, tombstone
+
+# How many referencing resources a refused delete names (the count says how many there are).
+REFERRERS_NAMED = 5
 
 
 @dataclass
@@ -38,6 +41,14 @@ def check_id(value: str, what: str = "id") -> str:
     return value
 
 
+def _check_if_match(if_match: int | None, current: StoredResource) -> None:
+    """PreconditionFailed when If-Match names another version than the current one."""
+    if if_match is not None and if_match != current.version_id:
+        raise errors.PreconditionFailed(
+            f"If-Match names version {if_match}, but the current version is {current.version_id}."
+        )
+
+
 class ResourceService:
     """The interactions of one resource type."""
 
@@ -51,7 +62,17 @@ class ResourceService:
     # -- instance level ----------------------------------------------------------------------------
 
     def read(self, resource_id: str) -> StoredResource:
-        """The current version, or ResourceNotFound."""
+        """The current version; ResourceNotFound, or ResourceGone when it was deleted."""
+        found = self._current(resource_id)
+        if found.deleted:
+            raise errors.ResourceGone(
+                f"{self.resource_type}/{resource_id} was deleted (version {found.version_id}, "
+                f"{found.last_updated}); its earlier versions stay readable at _history."
+            )
+        return found
+
+    def _current(self, resource_id: str) -> StoredResource:
+        """The current version, a tombstone included; ResourceNotFound when the id was never used."""
         found = self.store.current(self.resource_type, check_id(resource_id))
         if found is None:
             raise errors.ResourceNotFound(f"{self.resource_type}/{resource_id} is not known.")
@@ -68,6 +89,10 @@ class ResourceService:
         )
         if found is None:
             raise errors.ResourceNotFound(f"{self.resource_type}/{resource_id} has no version {version_id}.")
+        if found.deleted:
+            raise errors.ResourceGone(
+                f"Version {version_id} of {self.resource_type}/{resource_id} is its deletion."
+            )
         return found
 
     def history(
@@ -119,7 +144,10 @@ class ResourceService:
                 f"The resource's id ({document.get('id')!r}) must equal the id in the URL ({resource_id!r}).",
                 expression=(f"{self.resource_type}.id",),
             )
-        return self._replacement(self._current_matching(resource_id, if_match), document)
+        # A deleted resource's tombstone is current too: an update brings it back as a new version.
+        current = self._current(resource_id)
+        _check_if_match(if_match, current)
+        return self._replacement(current, document)
 
     def prepare_patch(
         self, resource_id: str, patch: list[Any] | dict[str, Any], if_match: int | None
@@ -159,19 +187,106 @@ class ResourceService:
     def _current_matching(self, resource_id: str, if_match: int | None) -> StoredResource:
         """The current version, or PreconditionFailed when ``if_match`` names another one."""
         current = self.read(resource_id)
-        if if_match is not None and if_match != current.version_id:
-            raise errors.PreconditionFailed(
-                f"If-Match names version {if_match}, but the current version is {current.version_id}."
-            )
+        _check_if_match(if_match, current)
         return current
 
     def _replacement(self, current: StoredResource, document: Any) -> Write:
         """The write of ``document`` as the version after ``current``, validated and checked against it."""
-        previous = current.document
-        resource = self.definition.carry_over(self.definition.validate(document), previous)
+        # An update of a deleted resource brings it back as a new version, checked as a create is.
+        previous = None if current.deleted else current.document
+        resource = self.definition.validate(document)
+        if previous is not None:
+            resource = self.definition.carry_over(resource, previous)
         self.definition.check_rules(resource, previous)
         stored = self._stamp(resource, current.id, current.version_id + 1)
         return self._write(stored, resource, previous, current)
+
+    def prepare_conditional_update(
+        self, condition: str, document: Any, if_match: int | None, base_url: str = ""
+    ) -> tuple[Write, bool]:
+        """FHIR's conditional update (``PUT [type]?criteria``): the write, and whether it creates.
+
+        No match creates the resource (a body ``id`` is refused: this server does not let clients choose
+        ids); one match updates it (a body ``id`` must be the match's); more than one is 412. The
+        criteria come as ``find_by_condition`` reads them.
+        """
+        if not self.definition.conditional_update:
+            raise errors.InvalidRequest(f"{self.resource_type} does not support conditional update.")
+        matches = self.find_by_condition(condition, base_url)
+        if len(matches) > 1:
+            raise errors.PreconditionFailed(
+                f"The condition ({condition}) matches more than one {self.resource_type}; "
+                "narrow it so that it names one."
+            )
+        body_id = document.get("id") if isinstance(document, dict) else None
+        if not matches:
+            if if_match is not None:
+                raise errors.PreconditionFailed(
+                    f"If-Match names version {if_match}, but no {self.resource_type} matches ({condition})."
+                )
+            if body_id is not None:
+                raise errors.InvalidRequest(
+                    f"No {self.resource_type} matches ({condition}) and the body names id {body_id!r}: this "
+                    "server assigns the ids of new resources. Leave the id out to create the resource.",
+                    expression=(f"{self.resource_type}.id",),
+                )
+            return self.prepare_create(document), True
+        match = matches[0]
+        if body_id is not None and body_id != match.id:
+            raise errors.InvalidRequest(
+                f"The body's id ({body_id!r}) is not the id of the {self.resource_type} the condition "
+                f"matches ({match.id!r}).",
+                expression=(f"{self.resource_type}.id",),
+            )
+        if isinstance(document, dict):
+            document = {**document, "id": match.id}
+        return self.prepare_update(match.id, document, if_match), False
+
+    def conditional_update(
+        self, condition: str, document: Any, if_match: int | None, base_url: str = ""
+    ) -> tuple[StoredResource, bool]:
+        """Run a conditional update: the version stored, and whether it was created."""
+        write, created = self.prepare_conditional_update(condition, document, if_match, base_url)
+        return self.commit(write, if_match), created
+
+    def prepare_delete(self, resource_id: str, if_match: int | None) -> Write:
+        """The write that deletes ``resource_id``: a tombstone as its next version, its index attributes
+        and terms (and so its identifier claims) gone. ResourceNotFound for an id never used,
+        ResourceGone for one already deleted, PreconditionFailed when ``if_match`` is not current,
+        ResourceInUse while other resources still reference it."""
+        current = self._current(resource_id)
+        if current.deleted:
+            raise errors.ResourceGone(f"{self.resource_type}/{resource_id} is already deleted.")
+        _check_if_match(if_match, current)
+        self._check_unreferenced(resource_id)
+        stored = tombstone(self.resource_type, resource_id, current.version_id + 1, fhirtime.canonical_now())
+        return Write(
+            resource=stored,
+            index_attributes={},
+            superseded=current,
+            terms_removed=self.definition.terms(current.document, resource_id),
+        )
+
+    def delete(self, resource_id: str, if_match: int | None) -> StoredResource:
+        """Delete ``resource_id`` (see ``prepare_delete``); the tombstone stored."""
+        return self.commit(self.prepare_delete(resource_id, if_match), if_match)
+
+    def _check_unreferenced(self, resource_id: str) -> None:
+        """ResourceInUse naming the first referrers, and how many, while any resource references it."""
+        for listing in self.definition.referrers(resource_id):
+            budget = ReadBudget(self.settings.search_read_budget)
+            owners, complete = self.store.list_owners(listing, budget)
+            if owners:
+                named = ", ".join(f"{listing.resource_type}/{owner}" for owner in owners[:REFERRERS_NAMED])
+                if len(owners) > REFERRERS_NAMED:
+                    named += ", ..."
+                count = f"{len(owners)}" if complete else f"at least {len(owners)}"
+                raise errors.ResourceInUse(
+                    f"{self.resource_type}/{resource_id} is still referenced by {count} "
+                    f"{listing.resource_type} resource(s) ({named}); delete them or point them at "
+                    "another patient first.",
+                    expression=(f"{listing.resource_type}.subject",),
+                )
 
     def commit(self, write: Write, if_match: int | None = None) -> StoredResource:
         """Land a prepared write; a version changed since it was read is 412 when the client named the

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from fhir_api import errors
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
-from fhir_api.store.indexes import IndexQuery
-from fhir_api.store.types import ListedEntry, StoredResource, Term, Write
+from fhir_api.store.indexes import IndexQuery, index_query
+from fhir_api.store.types import ListedEntry, Listing, StoredResource, Term, Write, tombstone
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -54,6 +54,9 @@ BATCH_GET_LIMIT = 100
 # DynamoDB's limit of actions in one TransactWriteItems.
 TRANSACTION_ACTIONS_LIMIT = 100
 BATCH_GET_ATTEMPTS = 4
+# The attribute that marks a tombstone: the item of a deleted resource's last version, which holds no
+# ``resource`` (so no reference check finds it) and no index attributes (so no search lists it).
+DELETED = "deleted"
 
 
 def dynamodb_client(settings: Settings) -> DynamoDBClient:
@@ -119,7 +122,7 @@ class Store:
             ConsistentRead=True,
         )
         item = answer.get("Item")
-        return _stored(resource_type, item) if item and "resource" in item else None
+        return _stored(resource_type, item) if item and ("resource" in item or DELETED in item) else None
 
     def version(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource | None:
         """One version of a resource, or None: its copy if it has been superseded, else the current item.
@@ -280,6 +283,22 @@ class Store:
             )
         return entries, answer.get("LastEvaluatedKey")
 
+    def list_owners(self, listing: Listing, budget: ReadBudget) -> tuple[list[str], bool]:
+        """The ids of the resources ``listing`` lists, in index order, as many as ``budget`` reads; and
+        whether that is all of them."""
+        query = index_query(listing, self.settings.index_shards)
+        owners: dict[str, None] = {}
+        for position in range(len(query.partitions)):
+            start: dict[str, Any] | None = None
+            while True:
+                if budget.left < 1:
+                    return list(owners), False
+                entries, start = self.query_partition(query, position, start, budget.left, budget)
+                owners.update((entry.owner, None) for entry in entries)
+                if not start:
+                    break
+        return list(owners), True
+
     # -- writes ----------------------------------------------------------------------------------
 
     def write(self, write: Write) -> None:
@@ -296,12 +315,7 @@ class Store:
         written = {(write.resource.resource_type, write.resource.id) for write in writes}
         if len(written) < len(writes):
             raise errors.InvalidRequest("The same resource cannot be written twice in one transaction.")
-        actions: list[dict[str, Any]] = []
-        owners: list[int] = []  # the index of the write each action belongs to
-        for position, write in enumerate(writes):
-            for action in _actions(self, write, written):
-                actions.append(action)
-                owners.append(position)
+        actions, owners = self.transaction_actions(writes)
         if len(actions) > TRANSACTION_ACTIONS_LIMIT:
             what = (
                 f"The {writes[0].resource.resource_type} has too many searchable elements"
@@ -311,6 +325,18 @@ class Store:
             )
             raise errors.BusinessRuleViolation(f"{what} in one write.")
         self._transact(actions, owners, writes)
+
+    def transaction_actions(self, writes: list[Write]) -> tuple[list[dict[str, Any]], list[int]]:
+        """The TransactWriteItems actions that land ``writes``, and the index of the write each belongs
+        to (what ``write_all`` sends; a caller may measure it against DynamoDB's limits first)."""
+        written = {(write.resource.resource_type, write.resource.id) for write in writes}
+        actions: list[dict[str, Any]] = []
+        owners: list[int] = []
+        for position, write in enumerate(writes):
+            for action in _actions(self, write, written):
+                actions.append(action)
+                owners.append(position)
+        return actions, owners
 
     def _transact(self, actions: list[dict[str, Any]], owners: list[int], writes: list[Write]) -> None:
         from botocore.exceptions import ClientError
@@ -393,7 +419,7 @@ def _actions(store: Store, write: Write, written: set[tuple[str, str]]) -> list[
     table = store.table(resource.resource_type)
     current = {
         "id": {"S": resource.id},
-        "resource": {"S": resource.text},
+        **_content(resource),
         "versionId": {"N": str(resource.version_id)},
         "lastUpdated": {"S": resource.last_updated},
         **{name: {"S": value} for name, value in write.index_attributes.items()},
@@ -416,7 +442,7 @@ def _actions(store: Store, write: Write, written: set[tuple[str, str]]) -> list[
                     "Item": {
                         "resourceKey": {"S": f"{superseded.resource_type}/{superseded.id}"},
                         "versionId": {"N": str(superseded.version_id)},
-                        "resource": {"S": superseded.text},
+                        **_content(superseded),
                         "lastUpdated": {"S": superseded.last_updated},
                     },
                 }
@@ -509,7 +535,18 @@ def _term_put(table: str, term: Term, owner: str) -> dict[str, Any]:
     return put
 
 
+def _content(stored: StoredResource) -> dict[str, Any]:
+    """What an item holds of a version: its JSON text, or for a tombstone the mark and its type."""
+    if stored.deleted:
+        return {DELETED: {"BOOL": True}, "resourceType": {"S": stored.resource_type}}
+    return {"resource": {"S": stored.text}}
+
+
 def _stored(resource_type: str, item: dict[str, Any]) -> StoredResource:
+    if DELETED in item:
+        return tombstone(
+            resource_type, item["id"]["S"], int(item["versionId"]["N"]), item["lastUpdated"]["S"]
+        )
     return StoredResource(
         resource_type=resource_type,
         id=item["id"]["S"],

@@ -37,6 +37,7 @@ INDEXES: dict[tuple[str, str], IndexLayout] = {
     ("Encounter", EVERY): IndexLayout(
         "date-index", "dateShard", "periodStart", "id", "periodEnd", sharded=True, every_key="all"
     ),
+    ("Encounter", "term"): IndexLayout("term-index", "term", "termValue", "owner"),
     ("Patient", "term"): IndexLayout("term-index", "term", "termValue", "owner"),
     ("Subscription", "status"): IndexLayout("status-index", "status", "lastUpdated", "id"),
 }

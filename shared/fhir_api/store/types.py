@@ -11,13 +11,18 @@ from fhir_api.fhir import fhirjson
 
 @dataclass(frozen=True)
 class StoredResource:
-    """One version of a resource as stored: its JSON text already carries ``id`` and ``meta``."""
+    """One version of a resource as stored: its JSON text already carries ``id`` and ``meta``.
+
+    A deletion is a version of its own, a tombstone (``deleted``): its text is only the resource's
+    type, id and meta, and no answer shows it as a resource.
+    """
 
     resource_type: str
     id: str
     version_id: int
     last_updated: str
     text: str
+    deleted: bool = False
 
     @cached_property
     def document(self) -> dict[str, Any]:
@@ -25,6 +30,13 @@ class StoredResource:
         Callers read it and never change it."""
         parsed: dict[str, Any] = fhirjson.loads_stored(self.text)
         return parsed
+
+
+def tombstone(resource_type: str, resource_id: str, version_id: int, last_updated: str) -> StoredResource:
+    """The version that marks a resource deleted."""
+    meta = {"versionId": str(version_id), "lastUpdated": last_updated}
+    text = fhirjson.dumps({"resourceType": resource_type, "id": resource_id, "meta": meta})
+    return StoredResource(resource_type, resource_id, version_id, last_updated, text, deleted=True)
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,8 @@ class Write:
     """One accepted write: the new current item, and what must hold for it to land.
 
     ``superseded`` is the current version an update read and replaces (None for a create): it lands
-    as its version copy in the same transaction, on condition that it is still current.
+    as its version copy in the same transaction, on condition that it is still current. A deletion's
+    ``resource`` is a tombstone, with no index attributes and every term removed.
     """
 
     resource: StoredResource
