@@ -406,6 +406,6 @@ def test_any_patient_query_parses_or_is_a_400(query: dict[str, list[str]]) -> No
     ],
 )
 def test_the_prefer_header_asks_for_lenient_handling_explicitly(prefer: str | None, lenient: bool) -> None:
-    from fhir_api.api.interactions import prefers_lenient_handling
+    from fhir_api.api.headers import prefers_lenient_handling
 
     assert prefers_lenient_handling(prefer) is lenient

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from fhir_api import audit, errors, observability
-from fhir_api.api import interactions
+from fhir_api.api import headers, interactions
 from fhir_api.api.http import Request, Response
 from fhir_api.api.outcome import error_response, internal_error_response, quote_request_id
 from fhir_api.auth import access
@@ -79,8 +79,7 @@ def make_handler(function: str) -> LambdaHandler:
             resource_type=served.resource_type if served else None,
             resource_id=_audited_id(request, response),
             status=response.status,
-            version_id=request.path_params.get("vid")
-            or interactions.etag_version(response.headers.get("ETag")),
+            version_id=request.path_params.get("vid") or headers.etag_version(response.headers.get("ETag")),
             client_id=caller.client_id if caller else None,
             scopes=caller.scopes if caller else (),
             interaction=interaction,

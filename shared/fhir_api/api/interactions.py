@@ -1,23 +1,34 @@
 """FHIR's RESTful interactions over HTTP: from a parsed request to a FHIR response.
 
-The service decides what happens to the data; this module speaks HTTP: content types, ``Prefer``,
-``If-Match``, ``ETag``/``Last-Modified``/``Location``, bundles and their links.
+The service decides what happens to the data; this module speaks HTTP: ``Prefer``, status codes,
+``ETag``/``Last-Modified``/``Location``, searchset and history bundles and their links. What the
+request's own headers and body ask for is read by ``fhir_api.api.headers``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fhir_api import errors
 from fhir_api.api import operations
-from fhir_api.api.http import ACCEPTED_BODY_TYPES, Request, Response
+from fhir_api.api.headers import (
+    FHIRPATH_PATCH_REFUSED,
+    JSON_PATCH,
+    MERGE_PATCH,
+    PATCH_BODY_TYPES,
+    body_media_type,
+    check_accept,
+    if_match_version,
+    not_modified,
+    prefers_lenient_handling,
+    read_body,
+)
+from fhir_api.api.http import Request, Response
 from fhir_api.api.response_size import PageRoom, page_room
 from fhir_api.auditevents.compartment import patient_ids
 from fhir_api.fhir import fhirjson, fhirtime
@@ -29,22 +40,12 @@ from fhir_api.store.types import StoredResource
 if TYPE_CHECKING:
     from fhir_api.resources.service import ResourceService
 
-WEAK_ETAG = re.compile(r'\s*(?:W/)?"(\d{1,12})"\s*')
-JSON_PATCH = "application/json-patch+json"
-MERGE_PATCH = "application/merge-patch+json"
-# PATCH bodies: JSON Patch; JSON Merge Patch; and plain JSON, which is either (by its shape), as
-# fhirpy sends its patches.
-PATCH_BODY_TYPES = (JSON_PATCH, MERGE_PATCH, "application/json")
-_FHIRPATH_PATCH_REFUSED = (
-    "FHIRPath Patch (a Parameters resource) is not supported; send a JSON Patch "
-    "(Content-Type: application/json-patch+json) or a JSON Merge Patch (application/merge-patch+json)."
-)
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 
 
 def run(route: Route, request: Request, settings: Settings, context: Any) -> Response:
     """Answer ``request`` on ``route``."""
-    _check_accept(request)
+    check_accept(request)
     if route.interaction == "capabilities":
         return capabilities(request, settings)
     if route.interaction == "smart-configuration":
@@ -112,14 +113,14 @@ def read(service: ResourceService, request: Request) -> Response:
     (If-None-Match, If-Modified-Since)."""
     subset = _read_subset(service, request)
     stored = service.read(request.path_params.get("id", ""))
-    return _not_modified(stored, request) or _resource_response(200, stored, request, subset=subset)
+    return not_modified(stored, request) or _resource_response(200, stored, request, subset=subset)
 
 
 def vread(service: ResourceService, request: Request) -> Response:
     """GET [type]/[id]/_history/[vid]; subset and conditional like a read."""
     subset = _read_subset(service, request)
     stored = service.vread(request.path_params.get("id", ""), request.path_params.get("vid", ""))
-    return _not_modified(stored, request) or _resource_response(200, stored, request, subset=subset)
+    return not_modified(stored, request) or _resource_response(200, stored, request, subset=subset)
 
 
 def _read_subset(service: ResourceService, request: Request) -> _Subset:
@@ -138,7 +139,7 @@ def _read_subset(service: ResourceService, request: Request) -> _Subset:
 def create(service: ResourceService, request: Request, context: Any) -> Response:
     """POST [type]: a new resource; an Idempotency-Key makes a retry return the first answer."""
     settings = service.settings
-    document = _body(request, settings)
+    document = read_body(request, settings)
     key = request.header("Idempotency-Key")
     if_none_exist = request.header("If-None-Exist")
     if if_none_exist:
@@ -168,8 +169,8 @@ def create(service: ResourceService, request: Request, context: Any) -> Response
 
 def update(service: ResourceService, request: Request) -> Response:
     """PUT [type]/[id]: a new version, conditional on the one it replaces."""
-    if_match = _if_match(request.header("If-Match"))
-    document = _body(request, service.settings)
+    if_match = if_match_version(request.header("If-Match"))
+    document = read_body(request, service.settings)
     stored = service.update(request.path_params.get("id", ""), document, if_match)
     return _resource_response(200, stored, request, location=True)
 
@@ -177,11 +178,11 @@ def update(service: ResourceService, request: Request) -> Response:
 def patch(service: ResourceService, request: Request) -> Response:
     """PATCH [type]/[id]: JSON Patch (or JSON Merge Patch) applied to the current version, then stored
     exactly as an update would store the result."""
-    if_match = _if_match(request.header("If-Match"))
-    document = _body(request, service.settings, PATCH_BODY_TYPES)
-    content_type = _content_type(request)
+    if_match = if_match_version(request.header("If-Match"))
+    document = read_body(request, service.settings, PATCH_BODY_TYPES)
+    content_type = body_media_type(request)
     if isinstance(document, dict) and document.get("resourceType") == "Parameters":
-        raise errors.UnsupportedMediaType(_FHIRPATH_PATCH_REFUSED)
+        raise errors.UnsupportedMediaType(FHIRPATH_PATCH_REFUSED)
     wanted = {JSON_PATCH: list, MERGE_PATCH: dict}.get(content_type, (list, dict))
     if not isinstance(document, wanted):
         shape = "a JSON array of operations" if content_type == JSON_PATCH else "a JSON object"
@@ -195,8 +196,8 @@ def conditional_update(service: ResourceService, request: Request) -> Response:
     """PUT [type]?criteria: no match creates (201), one match is updated (200), several are 412."""
     from urllib.parse import urlencode
 
-    if_match = _if_match(request.header("If-Match"))
-    document = _body(request, service.settings)
+    if_match = if_match_version(request.header("If-Match"))
+    document = read_body(request, service.settings)
     condition = urlencode([(name, value) for name, values in request.query.items() for value in values])
     stored, created = service.conditional_update(condition, document, if_match, request.base_url)
     return _resource_response(201 if created else 200, stored, request, location=True)
@@ -209,7 +210,7 @@ def delete(service: ResourceService, request: Request) -> Response:
     from fhir_api.api.outcome import operation_outcome
 
     resource_id = request.path_params.get("id", "")
-    if_match = _if_match(request.header("If-Match"))
+    if_match = if_match_version(request.header("If-Match"))
     reference = f"{service.resource_type}/{resource_id}"
     try:
         write = service.prepare_delete(resource_id, if_match)
@@ -382,16 +383,6 @@ def _sealed_url(service: ResourceService, base: str, canonical: str, page: str |
         service.settings.page_token_ttl_seconds,
     )
     return f"{base}?_page={token}"
-
-
-def prefers_lenient_handling(prefer: str | None) -> bool:
-    """Whether a ``Prefer`` header asks for ``handling=lenient``; strict is the default. Preferences are
-    comma-separated, and the first ``handling`` counts (RFC 7240)."""
-    for preference in (prefer or "").split(","):
-        token, _, value = preference.split(";", 1)[0].partition("=")
-        if token.strip().lower() == "handling":
-            return value.strip().strip('"').lower() == "lenient"
-    return False
 
 
 @dataclass(frozen=True)
@@ -567,127 +558,11 @@ def _resource_response(
     return Response(status, subset.text(stored) if subset else stored.text, headers, patients)
 
 
-def _not_modified(stored: StoredResource, request: Request) -> Response | None:
-    """304 (no body, the version's ETag and Last-Modified) when the client already holds this version:
-    If-None-Match names it (or is ``*``), or, without If-None-Match, If-Modified-Since is not before
-    its lastUpdated (HTTP dates have whole seconds, so a change within the same second counts as
-    not after it). None when the resource must be sent."""
-    if request.method != "GET":
-        return None
-    none_match = request.header("If-None-Match")
-    if none_match is not None:
-        if not _etag_listed(none_match, stored.version_id):
-            return None
-    else:
-        since = _http_date(request.header("If-Modified-Since"))
-        if since is None:
-            return None
-        last_updated = fhirtime.parse_canonical(stored.last_updated).replace(microsecond=0)
-        if last_updated > since:
-            return None
-    headers = {
-        "ETag": f'W/"{stored.version_id}"',
-        "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
-    }
-    return Response(304, None, headers, patient_ids((_presented(stored),)))
-
-
-def _etag_listed(value: str, version_id: int) -> bool:
-    """Whether an If-None-Match list (``*``, ``W/"3"``, ``"3"``, and the bare ``3`` fhirpy sends)
-    names ``version_id``; weak comparison, as RFC 9110 prescribes for If-None-Match."""
-    for candidate in value.split(","):
-        candidate = candidate.strip()
-        if candidate == "*":
-            return True
-        named = etag_version(candidate) or (
-            int(candidate) if candidate.isdigit() and len(candidate) < 13 else None
-        )
-        if named == version_id:
-            return True
-    return False
-
-
-def _http_date(value: str | None) -> datetime | None:
-    """An HTTP date (RFC 9110: IMF-fixdate, or the obsolete forms) as an aware UTC datetime; None when
-    it is missing or not a date (RFC 9110: an invalid If-Modified-Since is ignored)."""
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed is None:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def _presented(stored: StoredResource) -> StoredResource:
     """The resource as answers show it (a Subscription's header values masked)."""
     from fhir_api.resources import presented
 
     return presented(stored)
-
-
-def _content_type(request: Request) -> str:
-    return (request.header("Content-Type") or "").partition(";")[0].strip().lower()
-
-
-def _body(
-    request: Request,
-    settings: Settings,
-    accepted: tuple[str, ...] = ACCEPTED_BODY_TYPES,
-    limit: int | None = None,
-) -> Any:
-    """The JSON body, after its type (one of ``accepted``) and size (``limit`` bytes, MAX_BODY_BYTES
-    unless given)."""
-    limit = limit or settings.max_body_bytes
-    parameters = (request.header("Content-Type") or "").partition(";")[2]
-    content_type = _content_type(request)
-    if accepted is PATCH_BODY_TYPES and content_type in ACCEPTED_BODY_TYPES and content_type not in accepted:
-        raise errors.UnsupportedMediaType(_FHIRPATH_PATCH_REFUSED)
-    if content_type not in accepted:
-        expected = "application/json-patch+json" if accepted is PATCH_BODY_TYPES else "application/fhir+json"
-        raise errors.UnsupportedMediaType(
-            f"Send the body as {expected} (got {content_type or 'no Content-Type'})."
-        )
-    charset = parameters.lower().replace(" ", "").partition("charset=")[2].split(";")[0].strip('"')
-    if charset and charset not in ("utf-8", "utf8"):
-        raise errors.UnsupportedMediaType(f"FHIR JSON is UTF-8; charset={charset} is not supported.")
-    if request.body is None or not request.body.strip():
-        raise errors.InvalidRequest("The request has no body; send the resource as JSON.")
-    if len(request.body) > limit:
-        raise errors.PayloadTooLarge(f"The body is {len(request.body)} bytes; the limit is {limit}.")
-    return fhirjson.loads(request.body)
-
-
-def request_body(request: Request, settings: Settings) -> Any:
-    """The request's FHIR JSON body, checked (media type, charset, size) and parsed."""
-    return _body(request, settings)
-
-
-def _check_accept(request: Request) -> None:
-    """FHIR JSON only: ``_format`` or ``Accept`` asking for XML alone is refused (406)."""
-    wanted = (request.query.get("_format") or [""])[0].lower()
-    accept = (request.header("Accept") or "").lower()
-    if wanted and "json" not in wanted:
-        raise errors.NotAcceptable(f"_format={wanted} is not supported; this server speaks FHIR JSON.")
-    if accept and not any(kind in accept for kind in ("json", "*/*", "application/*")):
-        raise errors.NotAcceptable(f"Accept: {accept} is not supported; this server speaks FHIR JSON.")
-
-
-def etag_version(value: str | None) -> int | None:
-    """The version an ETag (``W/"3"`` or ``"3"``) names, or None when it names none."""
-    matched = WEAK_ETAG.fullmatch(value or "")
-    return int(matched.group(1)) if matched else None
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    version = etag_version(value)
-    if version is None:
-        raise errors.InvalidRequest(f'If-Match must be a version ETag such as W/"1" (got {value!r}).')
-    return version
 
 
 def _history_count(values: list[str] | None) -> int:

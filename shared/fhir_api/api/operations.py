@@ -36,7 +36,7 @@ def validate(service: ResourceService, request: Request) -> Response:
     """POST [type]/$validate: the checks of a create or an update, nothing stored. 200 with an
     OperationOutcome whether or not the resource is valid (FHIR R4 Resource-validate); a 4xx means
     the validation itself could not be done."""
-    from fhir_api.api.interactions import request_body
+    from fhir_api.api.headers import request_body
 
     body = request_body(request, service.settings)
     resource, mode = _validate_arguments(body, request, service.resource_type)

@@ -57,7 +57,7 @@ def read(request: Request, settings: Settings) -> Response:
 
 def search(request: Request, settings: Settings) -> Response:
     """GET AuditEvent?params: a searchset Bundle, newest first unless ``_sort=date``."""
-    from fhir_api.api.interactions import prefers_lenient_handling
+    from fhir_api.api.headers import prefers_lenient_handling
     from fhir_api.search import paging
     from fhir_api.search.parameters import parse_query
     from fhir_api.store.budget import ReadBudget

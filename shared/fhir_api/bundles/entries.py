@@ -71,14 +71,14 @@ class Bundle:
 
 def read_bundle(request: Request, settings: Settings) -> Bundle:
     """The Bundle of a ``POST [base]`` request, or the error that refuses it (400, 413, 415)."""
-    from fhir_api.api.interactions import _body
+    from fhir_api.api.headers import read_body
 
     if request.body is not None and len(request.body) > settings.max_bundle_bytes:
         raise errors.PayloadTooLarge(
             f"The Bundle is {len(request.body)} bytes; this server takes at most {settings.max_bundle_bytes} "
             "(MAX_BUNDLE_BYTES). Send its entries in several Bundles."
         )
-    document = _body(request, settings, limit=settings.max_bundle_bytes)
+    document = read_body(request, settings, limit=settings.max_bundle_bytes)
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
         found = document.get("resourceType") if isinstance(document, dict) else None
         raise errors.InvalidRequest(

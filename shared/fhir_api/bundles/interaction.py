@@ -28,9 +28,9 @@ def run(
     request: Request, caller: Caller | None, settings: Settings, context: Any, client_address: str | None
 ) -> Response:
     """Answer a Bundle POSTed to the base URL; an Idempotency-Key makes a retry get the first answer."""
-    from fhir_api.api.interactions import _check_accept
+    from fhir_api.api.headers import check_accept
 
-    _check_accept(request)
+    check_accept(request)
     bundle = read_bundle(request, settings)
     ctx = Context(request, caller, settings, context)
 

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fhir_api import errors
-from fhir_api.api import interactions
+from fhir_api.api import headers, interactions
 from fhir_api.api.http import Request, Response
 from fhir_api.api.outcome import error_response, operation_outcome, status_of
 from fhir_api.auditevents.compartment import patient_ids
@@ -235,7 +235,7 @@ def _prepare_conditional_update(plan: _Planned, identities: dict[str, str], ctx:
 def _if_match(entry: Entry) -> int | None:
     if entry.if_match is None:
         return None
-    version = interactions.etag_version(entry.if_match)
+    version = headers.etag_version(entry.if_match)
     if version is None:
         raise errors.InvalidRequest(
             f'ifMatch must be a version ETag such as W/"1" (got {entry.if_match!r}).',
@@ -448,7 +448,7 @@ def _read_outcome(entry: Entry, route: Route, response: Response, base_url: str)
             result["fullUrl"] = f"{base_url}/{document['resourceType']}/{document['id']}"
         result["resource"] = RawJson(body) if isinstance(body, str) else document
     result["response"] = answer
-    version = interactions.etag_version(etag)
+    version = headers.etag_version(etag)
     return Outcome(
         entry,
         response.status,
