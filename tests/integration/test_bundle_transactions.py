@@ -233,3 +233,106 @@ def test_a_refused_transaction_audits_its_refused_entry_and_the_bundle(
     )
     (bundle,) = records.values()
     assert (bundle["interaction"], bundle["status"], bundle["outcome"]) == ("transaction", 400, "failure")
+
+
+def binary_patch(content_type: str, patch: Any) -> dict[str, Any]:
+    """A PATCH entry's resource as FHIR carries it: a Binary holding the patch in base64."""
+    import base64
+    import json
+
+    data = base64.b64encode(json.dumps(patch).encode()).decode()
+    return {"resourceType": "Binary", "contentType": content_type, "data": data}
+
+
+def test_a_patch_entry_changes_its_resource_with_the_rest_of_the_transaction(ddb_tables: Any) -> None:
+    # Given a patient with one encounter in progress
+    patient_id = create_patient()
+    encounter = call("encounter_create", "POST", "/api/fhir/Encounter", minimal_encounter(patient_id))
+    assert encounter.status == 201, encounter.text
+    encounter_id = encounter.body["id"]
+    finish = [
+        {"op": "test", "path": "/status", "value": encounter.body["status"]},
+        {"op": "replace", "path": "/status", "value": "finished"},
+    ]
+
+    # When a transaction creates a second encounter and finishes the first by a JSON Patch (ifMatch W/"1")
+    answer = send(
+        "transaction",
+        post(minimal_encounter(patient_id)),
+        {
+            "resource": binary_patch("application/json-patch+json", finish),
+            "request": {"method": "PATCH", "url": f"Encounter/{encounter_id}", "ifMatch": 'W/"1"'},
+        },
+    )
+
+    # Then both land: the patched encounter is version 2, finished, and its entry says 200
+    assert answer.status == 200, answer.text
+    statuses = [entry["response"]["status"] for entry in answer.body["entry"]]
+    assert statuses[0].startswith("201") and statuses[1].startswith("200")
+    assert answer.body["entry"][1]["response"]["etag"] == 'W/"2"'
+    read = call(
+        "encounter_read", "GET", f"/api/fhir/Encounter/{encounter_id}", path_params={"id": encounter_id}
+    )
+    assert read.body["status"] == "finished" and read.body["meta"]["versionId"] == "2"
+
+
+def test_a_patch_entry_that_breaks_its_resource_refuses_the_transaction(ddb_tables: Any) -> None:
+    # Given a patient
+    patient_id = create_patient()
+
+    # When a transaction creates an encounter and patches the patient with an invalid gender
+    bad = {"gender": "martian"}
+    answer = send(
+        "transaction",
+        post(minimal_encounter(patient_id)),
+        {
+            "resource": binary_patch("application/merge-patch+json", bad),
+            "request": {"method": "PATCH", "url": f"Patient/{patient_id}"},
+        },
+    )
+
+    # Then the transaction is refused naming the PATCH entry, and nothing is stored
+    assert answer.status == 422, answer.text
+    assert any(
+        "Bundle.entry[1]" in expression
+        for issue in answer.body["issue"]
+        for expression in issue.get("expression", [])
+    )
+    search = call(
+        "encounter_search", "GET", "/api/fhir/Encounter", query={"subject": [f"Patient/{patient_id}"]}
+    )
+    assert search.body.get("total", 0) == 0
+    read = call("patient_read", "GET", f"/api/fhir/Patient/{patient_id}", path_params={"id": patient_id})
+    assert read.body["meta"]["versionId"] == "1"
+
+
+def test_fhirpath_patch_entries_are_refused_with_what_to_send(ddb_tables: Any) -> None:
+    # Given a patient
+    patient_id = create_patient()
+
+    # When a transaction carries a FHIRPath Patch (a Parameters resource)
+    parameters = {"resourceType": "Parameters", "parameter": [{"name": "operation"}]}
+    answer = send(
+        "transaction",
+        {"resource": parameters, "request": {"method": "PATCH", "url": f"Patient/{patient_id}"}},
+    )
+
+    # Then it is 415 saying to send a JSON Patch
+    assert answer.status == 415, answer.text
+    assert "json-patch+json" in answer.body["issue"][0]["diagnostics"]
+
+
+def test_encounters_of_one_stored_patient_land_together(ddb_tables: Any) -> None:
+    # Given a patient stored before (as an ADT feed's patient usually is)
+    patient_id = create_patient()
+
+    # When one transaction creates three of the patient's encounters (each checks that the patient exists)
+    answer = send("transaction", *(post(minimal_encounter(patient_id)) for _ in range(3)))
+
+    # Then all three land (one existence check of the patient serves them all)
+    assert answer.status == 200, answer.text
+    assert [entry["response"]["status"][:3] for entry in answer.body["entry"]] == ["201"] * 3
+    search = call(
+        "encounter_search", "GET", "/api/fhir/Encounter", query={"subject": [f"Patient/{patient_id}"]}
+    )
+    assert len(search.body["entry"]) == 3

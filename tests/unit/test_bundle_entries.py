@@ -126,7 +126,7 @@ def test_entries_take_the_route_their_request_would_take_on_its_own() -> None:
         (entry("GET", "Subscription"), "Bundle.entry[0].request.url", "Subscription has its own endpoint"),
         (entry("GET", "AuditEvent/a-1"), "Bundle.entry[0].request.url", "AuditEvent has its own endpoint"),
         (entry("GET", "Observation/o-1"), "Bundle.entry[0].request.url", "not a resource type"),
-        (entry("PATCH", "Patient/p-1"), "Bundle.entry[0].request.method", "not supported"),
+        (entry("HEAD", "Patient/p-1"), "Bundle.entry[0].request.method", "not supported"),
         (entry("POST", "Patient"), "Bundle.entry[0].resource", "required for POST"),
         (entry("POST", "Encounter", PATIENT), "Bundle.entry[0].resource.resourceType", "names Encounter"),
         (entry("PUT", "Patient", PATIENT), "Bundle.entry[0].request.url", "conditional update"),

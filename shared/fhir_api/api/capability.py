@@ -282,8 +282,9 @@ def _system_interactions() -> list[dict[str, str]]:
         {
             "code": "transaction",
             "documentation": "POST [base] with a Bundle of type transaction: POST (with ifNoneExist), PUT "
-            "(with ifMatch, and conditional PUT [type]?criteria), DELETE and GET entries of Encounter and "
-            "Patient, processed DELETE, POST, PUT, GET; urn:uuid and urn:oid fullUrls resolved and every "
+            "(with ifMatch, and conditional PUT [type]?criteria), PATCH (a Binary holding a JSON Patch or "
+            "JSON Merge Patch), DELETE and GET entries of Encounter and Patient, processed DELETE, POST, "
+            "PUT and PATCH, GET; urn:uuid and urn:oid fullUrls resolved and every "
             "reference to them rewritten; all writes land in one DynamoDB transaction or none does. One "
             "refused entry refuses the Bundle, with an OperationOutcome naming Bundle.entry[n]. Each entry "
             "is authorised and audited as its own interaction.",

@@ -20,7 +20,7 @@ from fhir_api.routes import API_PREFIX, RESOURCE_TYPES, SERVED_TYPES, Route, mat
 from fhir_api.settings import Settings
 
 BUNDLE_TYPES = ("transaction", "batch")
-METHODS = ("GET", "POST", "PUT", "DELETE")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # FHIR's processing order of a transaction's entries (http.html#trules); GET after every write.
 PROCESSING_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 LOCAL_REFERENCE_PREFIXES = ("urn:uuid:", "urn:oid:")
@@ -41,6 +41,7 @@ class Entry:
     path_params: dict[str, str]
     full_url: str | None = None
     resource: dict[str, Any] | None = None
+    patch: list[Any] | dict[str, Any] | None = None  # a PATCH entry's JSON Patch or JSON Merge Patch
     if_match: str | None = None
     if_none_exist: str | None = None
     headers: dict[str, str] = field(default_factory=dict)  # ifNoneMatch, ifModifiedSince of a GET
@@ -136,7 +137,8 @@ def read_entry(index: int, raw: Any, base_url: str, max_resource_bytes: int) -> 
     method = request.get("method")
     if method not in METHODS:
         raise errors.InvalidRequest(
-            f"{where}.request.method {show(method)} is not supported here; use GET, POST, PUT or DELETE.",
+            f"{where}.request.method {show(method)} is not supported here; "
+            "use GET, POST, PUT, PATCH or DELETE.",
             expression=(f"{where}.request.method",),
         )
     url = request.get("url")
@@ -164,7 +166,9 @@ def read_entry(index: int, raw: Any, base_url: str, max_resource_bytes: int) -> 
             entry.headers[header] = value
     _route(entry)
     resource = raw.get("resource")
-    if method in ("POST", "PUT"):
+    if method == "PATCH":
+        entry.patch = patch_of(resource, where, max_resource_bytes)
+    elif method in ("POST", "PUT"):
         if not isinstance(resource, dict):
             raise errors.InvalidRequest(
                 f"{where}.resource is required for {method} (the {resource_type} to store).",
@@ -189,6 +193,53 @@ def read_entry(index: int, raw: Any, base_url: str, max_resource_bytes: int) -> 
             f"{where}.resource must be absent for {method}.", expression=(f"{where}.resource",)
         )
     return entry
+
+
+def patch_of(resource: Any, where: str, max_bytes: int) -> list[Any] | dict[str, Any]:
+    """A PATCH entry's patch: FHIR carries it as a Binary whose ``data`` is the base64 of a JSON Patch
+    (``contentType`` application/json-patch+json) or a JSON Merge Patch (application/merge-patch+json).
+    FHIRPath Patch (a Parameters resource) is refused as on the PATCH route."""
+    import base64
+    import binascii
+
+    from fhir_api.api.headers import FHIRPATH_PATCH_REFUSED, JSON_PATCH, MERGE_PATCH
+
+    if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
+        raise errors.UnsupportedMediaType(FHIRPATH_PATCH_REFUSED, expression=(f"{where}.resource",))
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
+        raise errors.InvalidRequest(
+            f"{where}.resource of a PATCH must be a Binary holding the patch (contentType "
+            f"{JSON_PATCH} or {MERGE_PATCH}, data its base64).",
+            expression=(f"{where}.resource",),
+        )
+    content_type = str(resource.get("contentType") or "").partition(";")[0].strip().lower()
+    wanted = {JSON_PATCH: list, MERGE_PATCH: dict}.get(content_type)
+    if wanted is None:
+        raise errors.UnsupportedMediaType(
+            f"{where}.resource.contentType must be {JSON_PATCH} or {MERGE_PATCH} (got {show(content_type)}).",
+            expression=(f"{where}.resource.contentType",),
+        )
+    data = resource.get("data")
+    try:
+        text = base64.b64decode(data if isinstance(data, str) else "", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise errors.InvalidRequest(
+            f"{where}.resource.data must be the patch in base64.", expression=(f"{where}.resource.data",)
+        ) from exc
+    if len(text) > max_bytes:
+        raise errors.PayloadTooLarge(
+            f"{where}.resource.data is {len(text)} bytes; a patch may be at most {max_bytes} "
+            "(MAX_BODY_BYTES).",
+            expression=(f"{where}.resource.data",),
+        )
+    patch = fhirjson.loads(text)
+    if not isinstance(patch, wanted):
+        shape = "a JSON array of operations" if wanted is list else "a JSON object"
+        raise errors.InvalidRequest(
+            f"{where}.resource.data: a {content_type} patch is {shape}.",
+            expression=(f"{where}.resource.data",),
+        )
+    return patch
 
 
 def _target(url: str, base_url: str, where: str) -> tuple[str, str, str]:

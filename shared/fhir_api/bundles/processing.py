@@ -175,7 +175,7 @@ def _authorise(entry: Entry, route: Route, ctx: Context) -> None:
 
 
 def _plan(entry: Entry, ctx: Context) -> _Planned:
-    """Resolve a POST, PUT or DELETE entry to the resource it writes (If-None-Exist is searched here;
+    """Resolve a POST, PUT, PATCH or DELETE entry to the resource it writes (If-None-Exist is searched here;
     a conditional update's criteria when it is prepared)."""
     from fhir_api.resources import service_for
 
@@ -299,6 +299,9 @@ def _prepare(plan: _Planned, identities: dict[str, str], ctx: Context) -> Write:
     try:
         if plan.creates:
             return service.prepare_create(document, resource_id=resource_id)
+        if entry.patch is not None:
+            patch = references.rewrite(entry.patch, identities)
+            return service.prepare_patch(resource_id, patch, plan.if_match)
         return service.prepare_update(resource_id, document, plan.if_match)
     except errors.ApiError as exc:
         raise at_entry(exc, entry.index, entry.resource_type) from exc

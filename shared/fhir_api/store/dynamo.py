@@ -309,8 +309,8 @@ class Store:
         """Land several writes (of different resources) in one transaction: all of them or none.
 
         A reference to a resource written in the same transaction needs no existence check (the write
-        is that check, and DynamoDB refuses two actions on one item). The error raised names the write
-        it concerns in ``write_index``.
+        is that check, and DynamoDB refuses two actions on one item), and a resource several writes
+        reference is checked once. The error raised names the write it concerns in ``write_index``.
         """
         written = {(write.resource.resource_type, write.resource.id) for write in writes}
         if len(written) < len(writes):
@@ -329,11 +329,13 @@ class Store:
     def transaction_actions(self, writes: list[Write]) -> tuple[list[dict[str, Any]], list[int]]:
         """The TransactWriteItems actions that land ``writes``, and the index of the write each belongs
         to (what ``write_all`` sends; a caller may measure it against DynamoDB's limits first)."""
-        written = {(write.resource.resource_type, write.resource.id) for write in writes}
+        # References needing no check of their own: the resources the transaction writes, then each one
+        # an earlier write checks (DynamoDB refuses two actions on one item in a transaction).
+        covered = {(write.resource.resource_type, write.resource.id) for write in writes}
         actions: list[dict[str, Any]] = []
         owners: list[int] = []
         for position, write in enumerate(writes):
-            for action in _actions(self, write, written):
+            for action in _actions(self, write, covered):
                 actions.append(action)
                 owners.append(position)
         return actions, owners
@@ -411,7 +413,7 @@ def _translate(exc: Any) -> errors.ApiError:
     raise exc
 
 
-def _actions(store: Store, write: Write, written: set[tuple[str, str]]) -> list[dict[str, Any]]:
+def _actions(store: Store, write: Write, covered: set[tuple[str, str]]) -> list[dict[str, Any]]:
     """The TransactWriteItems actions of one write: its current item (conditional on the version it
     replaces), the copy of that version, its references' existence (in ``write.references`` order)
     and its term items."""
@@ -449,8 +451,9 @@ def _actions(store: Store, write: Write, written: set[tuple[str, str]]) -> list[
             }
         )
     for reference in write.references:
-        if reference in written:
+        if reference in covered:
             continue
+        covered.add(reference)
         reference_type, reference_id = reference
         actions.append(
             {
