@@ -70,7 +70,21 @@ JUNK = st.one_of(
     st.integers(min_value=-(10**20), max_value=10**20),
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from(
-        ["", " ", "x", "true", "2", "1.5", "2024-02-30", "2024-13-01", "Patient/", "#", "\u0000"]
+        [
+            "",
+            " ",
+            "x",
+            "true",
+            "2",
+            "1.5",
+            "2024-02-30",
+            "2024-13-01",
+            "Patient/",
+            "#",
+            "\u0000",
+            "\ud800",
+            "a\udfffb",
+        ]
     ),
     st.lists(st.none() | st.integers() | st.text(max_size=3), max_size=3),
     st.dictionaries(

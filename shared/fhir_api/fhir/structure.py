@@ -24,6 +24,8 @@ from fhir_api.fhir.models import Element, Model
 _CODE = re.compile(r"[^\s]+( [^\s]+)*")
 _STRING = re.compile(r"[ \r\n\t\S]+")
 _URI = re.compile(r"\S+")
+# A JSON escape such as \ud800 may name half of a surrogate pair alone: no Unicode character.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _OID = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")
 _UUID = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _BASE64 = re.compile(r"([0-9A-Za-z+/]{4})*([0-9A-Za-z+/]{2}==|[0-9A-Za-z+/]{3}=)?")
@@ -263,6 +265,8 @@ def _time_problem(fhir_type: str, value: str) -> str | None:
 
 
 def _string_problem(fhir_type: str, value: str) -> str | None:
+    if _SURROGATE.search(value):
+        return f"{show(value)} holds an unpaired UTF-16 surrogate, which is not a Unicode character"
     if fhir_type in fhirtime.FHIR_FORMS:
         return _time_problem(fhir_type, value)
     pattern = {
