@@ -464,13 +464,30 @@ def _parse_chain(
         reason = f"a chain on {head} takes {', '.join(targets)}"
     else:
         reason = _unsupported_reason(name, modifier, target)
-    if reason is not None or target is None:
+    present = _usable_values(key, raw_values, reason, unused)
+    if present is None or target is None:  # target None comes with a reason
+        return
+    if len(present) + sum(1 for written, _ in result.chains if written == head) > MAX_AND_GROUPS:
+        raise SearchTooCostly(
+            f"Search parameter '{key}' is repeated more than {MAX_AND_GROUPS} times", expression=(key,)
+        )
+    for value in present:
+        group = _parse_group(tail, value, target, now, unused)
+        result.chains.append((head, group))
+
+
+def _usable_values(
+    key: str, raw_values: Sequence[str], unsupported: str | None, unused: Unused
+) -> list[str] | None:
+    """The non-empty values of ``key``; None when the key is not supported (``unsupported`` says why).
+    An unsupported key and empty values are noted in ``unused``."""
+    if unsupported is not None:
         unused.add(
             key,
-            f"Search parameter '{key}' is not supported ({reason})",
+            f"Search parameter '{key}' is not supported ({unsupported})",
             "it was ignored, so the results are not filtered by it",
         )
-        return
+        return None
     present = [value for value in raw_values if value != ""]
     if len(present) < len(raw_values):
         unused.add(
@@ -479,13 +496,7 @@ def _parse_chain(
             "it was ignored, so the results are not filtered by it",
             code="required",
         )
-    if len(present) + sum(1 for written, _ in result.chains if written == head) > MAX_AND_GROUPS:
-        raise SearchTooCostly(
-            f"Search parameter '{key}' is repeated more than {MAX_AND_GROUPS} times", expression=(key,)
-        )
-    for value in present:
-        group = _parse_group(tail, value, target, now, unused)
-        result.chains.append((head, group))
+    return present
 
 
 def _parse_criterion(
@@ -500,22 +511,8 @@ def _parse_criterion(
     name, _, modifier = key.partition(":")
     parameter = parameters.get(name)
     reason = _unsupported_reason(name, modifier, parameter)
-    if reason is not None or parameter is None:
-        unused.add(
-            key,
-            f"Search parameter '{key}' is not supported ({reason})",
-            "it was ignored, so the results are not filtered by it",
-        )
-        return
-    present = [value for value in raw_values if value != ""]
-    if len(present) < len(raw_values):
-        unused.add(
-            key,
-            f"Search parameter '{key}' has no value",
-            "it was ignored, so the results are not filtered by it",
-            code="required",
-        )
-    if not present:
+    present = _usable_values(key, raw_values, reason, unused)
+    if not present or parameter is None:  # no parameter comes with a reason
         return
     if len(present) + len(result.groups.get(name, [])) > MAX_AND_GROUPS:
         raise SearchTooCostly(
