@@ -57,11 +57,15 @@ def not_modified(stored: StoredResource, request: Request) -> Response | None:
         last_updated = fhirtime.parse_canonical(stored.last_updated).replace(microsecond=0)
         if last_updated > since:
             return None
-    headers = {
+    return Response(304, None, version_headers(stored), patient_ids((stored,)))
+
+
+def version_headers(stored: StoredResource) -> dict[str, str]:
+    """``ETag`` and ``Last-Modified`` of a stored version, as every answer about one carries them."""
+    return {
         "ETag": f'W/"{stored.version_id}"',
         "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
     }
-    return Response(304, None, headers, patient_ids((stored,)))
 
 
 def _etag_listed(value: str, version_id: int) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import format_datetime
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -27,11 +26,12 @@ from fhir_api.api.headers import (
     not_modified,
     prefers_lenient_handling,
     read_body,
+    version_headers,
 )
 from fhir_api.api.http import Request, Response
 from fhir_api.api.response_size import PageRoom, page_room
 from fhir_api.auditevents.compartment import patient_ids
-from fhir_api.fhir import fhirjson, fhirtime
+from fhir_api.fhir import fhirjson
 from fhir_api.fhir.fhirjson import RawJson
 from fhir_api.routes import AUDIT_EVENT, Route
 from fhir_api.settings import Settings
@@ -533,10 +533,7 @@ def _resource_response(
     subset: _Subset | None = None,
 ) -> Response:
     stored = _presented(stored)
-    headers = {
-        "ETag": f'W/"{stored.version_id}"',
-        "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
-    }
+    headers = version_headers(stored)
     patients = patient_ids((stored,))
     if location:
         headers["Location"] = (
