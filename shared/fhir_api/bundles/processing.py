@@ -312,6 +312,7 @@ def _commit(writes: list[_Planned], ctx: Context) -> None:
     if not writes:
         return
     from fhir_api.resources import service_for
+    from fhir_api.resources.service import write_conflict
 
     store = service_for(writes[0].entry.resource_type, ctx.settings).store
     batch = [plan.write for plan in writes if plan.write is not None]
@@ -323,9 +324,8 @@ def _commit(writes: list[_Planned], ctx: Context) -> None:
         if exc.write_index is None:
             raise
         plan = writes[exc.write_index]  # the store's index: of the write, not yet of the entry
-        if isinstance(exc, errors.VersionConflict) and plan.if_match is not None:
-            exc = errors.PreconditionFailed(exc.diagnostics)
-        raise at_entry(exc, plan.entry.index, plan.entry.resource_type) from exc
+        error = write_conflict(exc, plan.if_match)
+        raise at_entry(error, plan.entry.index, plan.entry.resource_type) from exc
 
 
 def _check_fits(writes: list[_Planned], actions: list[dict[str, Any]], owners: list[int]) -> None:

@@ -41,6 +41,14 @@ def check_id(value: str, what: str = "id") -> str:
     return value
 
 
+def write_conflict(error: errors.ApiError, if_match: int | None) -> errors.ApiError:
+    """The answer to a write that found its version changed: 412 when the client named the version it
+    saw (If-Match), else the 409 itself; any other error as it is."""
+    if isinstance(error, errors.VersionConflict) and if_match is not None:
+        return errors.PreconditionFailed(error.diagnostics)
+    return error
+
+
 def _check_if_match(if_match: int | None, current: StoredResource) -> None:
     """PreconditionFailed when If-Match names another version than the current one."""
     if if_match is not None and if_match != current.version_id:
@@ -294,9 +302,7 @@ class ResourceService:
         try:
             self.store.write(write)
         except errors.VersionConflict as exc:
-            if if_match is not None:
-                raise errors.PreconditionFailed(exc.diagnostics) from exc
-            raise
+            raise write_conflict(exc, if_match) from exc
         return write.resource
 
     def validation_issues(self, document: Any, mode: str = "create") -> list[errors.Issue]:
