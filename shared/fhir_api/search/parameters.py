@@ -420,8 +420,8 @@ def _parse_key(
     name, _, modifier = key.partition(":")
     if name in RESULT_PARAMETERS and not modifier:
         _parse_result(result, name, raw_values, options, unused)
-    elif "." in key and _chain_target(key, parameters, options) is not None:
-        _parse_chain(result, key, raw_values, parameters, options, now, unused)
+    elif "." in key and (targets := _chain_target(key, parameters, options)) is not None:
+        _parse_chain(result, key, raw_values, targets, now, unused)
     else:
         _parse_criterion(result, key, raw_values, parameters, now, unused)
 
@@ -447,14 +447,13 @@ def _parse_chain(
     result: SearchQuery,
     key: str,
     raw_values: Sequence[str],
-    parameters: Mapping[str, SearchParameter],
-    options: SearchOptions,
+    targets: Mapping[str, SearchParameter],
     now: datetime | None,
     unused: Unused,
 ) -> None:
-    """Add the groups of a chained key (``patient.family:exact``), parsed with the target's table."""
+    """Add the groups of a chained key (``patient.family:exact``), parsed with ``targets``, the
+    parameter table of the type the chain reaches."""
     head, _, tail = key.partition(".")
-    targets = _chain_target(key, parameters, options) or {}
     name, _, modifier = tail.partition(":")
     target = targets.get(name)
     reason: str | None = None
