@@ -312,9 +312,6 @@ class Store:
         is that check, and DynamoDB refuses two actions on one item), and a resource several writes
         reference is checked once. The error raised names the write it concerns in ``write_index``.
         """
-        written = {(write.resource.resource_type, write.resource.id) for write in writes}
-        if len(written) < len(writes):
-            raise errors.InvalidRequest("The same resource cannot be written twice in one transaction.")
         actions, owners = self.transaction_actions(writes)
         if len(actions) > TRANSACTION_ACTIONS_LIMIT:
             what = (
@@ -332,6 +329,8 @@ class Store:
         # References needing no check of their own: the resources the transaction writes, then each one
         # an earlier write checks (DynamoDB refuses two actions on one item in a transaction).
         covered = {(write.resource.resource_type, write.resource.id) for write in writes}
+        if len(covered) < len(writes):
+            raise errors.InvalidRequest("The same resource cannot be written twice in one transaction.")
         actions: list[dict[str, Any]] = []
         owners: list[int] = []
         for position, write in enumerate(writes):
