@@ -43,14 +43,17 @@ id (``[A-Za-z0-9-.]{1,64}``) is logged as null, because a client may have put an
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from fhir_api.fhir.ids import FHIR_ID as _FHIR_ID
+from fhir_api.logformat import JsonLineFormatter
 from fhir_api.routes import AUDIT_ACTIONS, ROUTES, SERVED_TYPES
 
 AUDIT_MESSAGE = "audit"
@@ -77,8 +80,27 @@ def get_logger() -> Logger:
     """The Powertools Logger audit records go through, created on first use."""
     global _logger
     if _logger is None:
-        _logger = Logger()
+        _logger = Logger(logger_formatter=JsonLineFormatter())
     return _logger
+
+
+def with_lambda_context(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``handler`` with every line it logs carrying its invocation's Lambda context (Powertools'
+    ``inject_lambda_context``, the previous invocation's keys cleared).
+
+    Wrapped once per logger rather than on every request: building the wrapper costs as much as
+    using it. A logger swapped by a test gets its own wrapper on the next call.
+    """
+    wrapped: tuple[Logger, Callable[[Any, Any], Any]] | None = None
+
+    def logged(event: Any, context: Any) -> Any:
+        nonlocal wrapped
+        logger = get_logger()
+        if wrapped is None or wrapped[0] is not logger:
+            wrapped = (logger, logger.inject_lambda_context(handler, clear_state=True))
+        return wrapped[1](event, context)
+
+    return logged
 
 
 def reset_logger() -> None:
@@ -149,6 +171,12 @@ def ip_address(value: Any) -> str | None:
     """``value`` when it is an IPv4 or IPv6 address, else None."""
     if not isinstance(value, str) or len(value) > 64:
         return None
+    return _canonical_address(value)
+
+
+# A function's callers come from a few addresses, and parsing one costs more than the rest of the record.
+@functools.lru_cache(maxsize=256)
+def _canonical_address(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

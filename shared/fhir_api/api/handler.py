@@ -34,12 +34,6 @@ def make_handler(function: str) -> LambdaHandler:
     if route is not None and get_settings().lambda_initialization_type == "snap-start":
         interactions.prepare(route, get_settings())
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        # Every line the request logs, its audit record included, carries the Lambda context and the
-        # API Gateway request id (the one logger the package writes through; tests may swap it).
-        logged = audit.get_logger().inject_lambda_context(answer, clear_state=True)
-        return logged(event, context)
-
     def answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         # API Gateway's request id as the correlation id, read directly: Powertools' JMESPath query for
@@ -90,7 +84,9 @@ def make_handler(function: str) -> LambdaHandler:
         )
         return response.to_proxy()
 
-    return observability.with_tracing(observability.with_metrics(handler))
+    # Every line the request logs, its audit record included, carries the Lambda context and the
+    # API Gateway request id (the one logger the package writes through).
+    return observability.with_tracing(observability.with_metrics(audit.with_lambda_context(answer)))
 
 
 def _gateway_request_id(event: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_api import observability
-from fhir_api.audit import audit, get_logger
+from fhir_api.audit import audit, get_logger, with_lambda_context
 from fhir_api.auth.access import (
     CONTEXT_CLIENT_ID,
     CONTEXT_EXPIRES,
@@ -33,11 +33,6 @@ from fhir_api.auth.tokens import InvalidToken, Principal, verify
 from fhir_api.routes import AUDIT_ACTIONS
 
 UNAUTHORIZED = "Unauthorized"
-
-
-def _logged(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # The authorizer's lines carry its own invocation id: a TOKEN event names no API request.
-    return get_logger().inject_lambda_context(_authorize, clear_state=True)(event, context)
 
 
 def _authorize(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -67,7 +62,8 @@ def _authorize(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return answer
 
 
-lambda_handler = observability.with_metrics(_logged)
+# The authorizer's lines carry its own invocation id: a TOKEN event names no API request.
+lambda_handler = observability.with_metrics(with_lambda_context(_authorize))
 
 
 def _context(principal: Principal) -> dict[str, str | int]:
