@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from fhir_api.api.http import Response
-from fhir_api.api.response_size import HEADER_ALLOWANCE, escaped_bytes, page_room, proxy_bytes
+from fhir_api.api.response_size import (
+    HEADER_ALLOWANCE,
+    escaped_bytes,
+    page_room,
+    page_skeleton_bytes,
+    proxy_bytes,
+)
 from fhir_api.fhir import fhirjson
 from fhir_api.fhir.fhirjson import RawJson
 from fhir_api.search.paging import MAX_TOKEN_LENGTH
@@ -43,7 +49,9 @@ def test_a_page_filled_through_the_room_stays_under_its_limit_with_its_links_and
         ],
         "entry": [],
     }
-    room = page_room(limit, Response(200, fhirjson.dumps(skeleton_bundle)).to_proxy(), lambda entry: entry)
+    room = page_room(
+        limit, proxy_bytes(Response(200, fhirjson.dumps(skeleton_bundle)).to_proxy()), lambda entry: entry
+    )
 
     # When entries are admitted while they fit
     admitted = [entry for entry in entries if room.admit(entry)]
@@ -70,7 +78,26 @@ def test_a_page_filled_through_the_room_stays_under_its_limit_with_its_links_and
 
 
 def test_the_first_entry_is_always_admitted() -> None:
-    room = page_room(1000, {"statusCode": 200}, lambda entry: entry)
+    room = page_room(1000, proxy_bytes({"statusCode": 200}), lambda entry: entry)
 
     assert room.admit("x" * 5000)
     assert not room.admit("y")
+
+
+def test_a_pages_skeleton_is_counted_with_its_self_url_escaped_as_the_answer_writes_it() -> None:
+    # A self URL with what JSON escapes: quotes, a backslash, accented, CJK and astral characters
+    self_url = 'https://api.example.org/api/fhir/Patient?name="ça va"\\痛み🩺&_count=5'
+    for bundle_type, token_length in (("searchset", MAX_TOKEN_LENGTH), ("history", 300)):
+        skeleton = {
+            "resourceType": "Bundle",
+            "type": bundle_type,
+            "total": 10**12,
+            "link": [
+                {"relation": "self", "url": self_url},
+                {"relation": "next", "url": f"{self_url}&_page={'x' * token_length}"},
+            ],
+            "entry": [{"resource": {"resourceType": "OperationOutcome", "text": "x" * 2048}}],
+        }
+        written = proxy_bytes(Response(200, fhirjson.dumps(skeleton)).to_proxy())
+
+        assert page_skeleton_bytes(bundle_type, self_url, token_length) == written

@@ -29,7 +29,7 @@ from fhir_api.api.headers import (
     version_headers,
 )
 from fhir_api.api.http import Request, Response
-from fhir_api.api.response_size import PageRoom, page_room
+from fhir_api.api.response_size import PageRoom, page_room, page_skeleton_bytes
 from fhir_api.auditevents.compartment import patient_ids
 from fhir_api.fhir import fhirjson
 from fhir_api.fhir.fhirjson import RawJson
@@ -508,21 +508,9 @@ def _page_room(
     from fhir_api.search.paging import MAX_TOKEN_LENGTH
     from fhir_api.search.sealed import MAX_SEALED_LENGTH
 
-    skeleton = {
-        "resourceType": "Bundle",
-        "type": bundle_type,
-        "total": 10**12,
-        "link": [
-            {"relation": "self", "url": self_url},
-            {
-                "relation": "next",
-                "url": f"{self_url}&_page={'x' * (MAX_SEALED_LENGTH if sealed else MAX_TOKEN_LENGTH)}",
-            },
-        ],
-        "entry": [{"resource": {"resourceType": "OperationOutcome", "text": "x" * 2048}}],
-    }
-    proxy = Response(200, fhirjson.dumps(skeleton)).to_proxy()
-    return page_room(settings.max_response_bytes, proxy, entry)
+    token_length = MAX_SEALED_LENGTH if sealed else MAX_TOKEN_LENGTH
+    skeleton_bytes = page_skeleton_bytes(bundle_type, self_url, token_length)
+    return page_room(settings.max_response_bytes, skeleton_bytes, entry)
 
 
 def _resource_response(

@@ -9,9 +9,14 @@ escapes; sizes here are those of the escaped form, never smaller than either.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from typing import Any
+
+from fhir_api.api.http import Response
+from fhir_api.fhir.fhirjson import dumps
 
 # Headers set after the page is filled (CORS) are left this much room.
 HEADER_ALLOWANCE = 4096
@@ -46,7 +51,34 @@ class PageRoom:
         return True
 
 
-def page_room(limit: int, skeleton: dict[str, Any], entry_text: Callable[[Any], str]) -> PageRoom:
-    """The room for entries in an answer of at most ``limit`` bytes whose ``skeleton`` is the proxy
-    response without entries (its body holding every link the page may carry)."""
-    return PageRoom(limit - proxy_bytes(skeleton) - HEADER_ALLOWANCE, entry_text)
+def page_room(limit: int, skeleton_bytes: int, entry_text: Callable[[Any], str]) -> PageRoom:
+    """The room for entries in an answer of at most ``limit`` bytes whose skeleton (the proxy response
+    without entries, its body holding every link the page may carry) takes ``skeleton_bytes``."""
+    return PageRoom(limit - skeleton_bytes - HEADER_ALLOWANCE, entry_text)
+
+
+def page_skeleton_bytes(bundle_type: str, self_url: str, next_token_length: int) -> int:
+    """Bytes of a page's proxy response without entries: the bundle's total, its self link, a next
+    link with a page token of ``next_token_length`` characters, a warning entry, the headers.
+
+    The self URL is in the page twice (the self link and the start of the next link), and JSON
+    escapes character by character, so its share is added to the size of a page whose URL is empty.
+    """
+    return _empty_url_page_bytes(bundle_type, next_token_length) + 2 * escaped_bytes(
+        encode_basestring(self_url)[1:-1]
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _empty_url_page_bytes(bundle_type: str, next_token_length: int) -> int:
+    skeleton = {
+        "resourceType": "Bundle",
+        "type": bundle_type,
+        "total": 10**12,
+        "link": [
+            {"relation": "self", "url": ""},
+            {"relation": "next", "url": f"&_page={'x' * next_token_length}"},
+        ],
+        "entry": [{"resource": {"resourceType": "OperationOutcome", "text": "x" * 2048}}],
+    }
+    return proxy_bytes(Response(200, dumps(skeleton)).to_proxy())
