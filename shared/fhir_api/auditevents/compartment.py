@@ -6,18 +6,18 @@ ids leave this module, never anything else of the resource.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
+from fhir_api.fhir.ids import FHIR_ID as _FHIR_ID
 from fhir_api.store.types import StoredResource
-
-_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def patient_of(stored: StoredResource) -> str | None:
     """The id of the patient ``stored`` is about, or None when it names none."""
     if stored.resource_type == "Patient":
         return stored.id
+    if stored.listed_patient is not None:
+        return stored.listed_patient
     subject = stored.document.get("subject") if isinstance(stored.document, dict) else None
     reference = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(reference, str):
