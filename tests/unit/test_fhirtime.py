@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
@@ -14,6 +15,7 @@ from fhir_api.fhir.fhirtime import (
     MIN_INSTANT,
     canonical_now,
     has_fhir_form,
+    http_date,
     parse_canonical,
     parse_range,
     period_range,
@@ -148,6 +150,16 @@ def test_an_instant_round_trips_to_a_one_microsecond_range(moment: datetime) -> 
     low, high = parse_range(text)
     assert low == to_canonical(moment)
     assert high == to_canonical(moment + timedelta(microseconds=1))
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)))
+def test_an_instants_http_date_is_the_one_the_email_module_writes(moment: datetime) -> None:
+    # An answer's Last-Modified, as RFC 9110 writes it (whole seconds, GMT)
+    assert http_date(to_canonical(moment)) == format_datetime(moment, usegmt=True)
+
+
+def test_an_http_date_names_the_weekday_of_a_leap_day() -> None:
+    assert http_date("2024-02-29T23:59:59.999999Z") == "Thu, 29 Feb 2024 23:59:59 GMT"
 
 
 # FHIR R4's own regexes (datatypes.html), the oracle for the written forms.

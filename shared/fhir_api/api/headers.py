@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from fhir_api import errors
@@ -64,7 +64,7 @@ def version_headers(stored: StoredResource) -> dict[str, str]:
     """``ETag`` and ``Last-Modified`` of a stored version, as every answer about one carries them."""
     return {
         "ETag": f'W/"{stored.version_id}"',
-        "Last-Modified": format_datetime(fhirtime.parse_canonical(stored.last_updated), usegmt=True),
+        "Last-Modified": fhirtime.http_date(stored.last_updated),
     }
 
 

@@ -8,6 +8,7 @@ a comma inside one value means OR, a repeated parameter means AND.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,6 +168,7 @@ def _stage_prefix(event: dict[str, Any]) -> str:
     return f"/{stage}" if stage and full_path.startswith(f"/{stage}/") else ""
 
 
+@functools.lru_cache(maxsize=16)  # one or two domains per deployment
 def _is_loopback(domain: str) -> bool:
     try:
         host = urlsplit(f"//{domain}").hostname or ""

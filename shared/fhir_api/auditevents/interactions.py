@@ -6,7 +6,6 @@ budget as every other search here; the AuditEvent's own parameters are in ``sear
 
 from __future__ import annotations
 
-from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -50,8 +49,7 @@ def read(request: Request, settings: Settings) -> Response:
     headers = {"ETag": 'W/"1"'}
     last_updated = (stored.get("meta") or {}).get("lastUpdated")
     if isinstance(last_updated, str):
-        moment = fhirtime.parse_canonical(fhirtime.parse_range(last_updated)[0])
-        headers["Last-Modified"] = format_datetime(moment, usegmt=True)
+        headers["Last-Modified"] = fhirtime.http_date(fhirtime.parse_range(last_updated)[0])
     return Response(200, text, headers)
 
 

@@ -8,6 +8,7 @@ text (``RawJson``) and are embedded in bundles without being parsed again.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from fhir_api.errors import InvalidRequest
 
 MAX_DEPTH = 100  # FHIR resources nest a few dozen levels at most; deeper input is an attack
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class RawJson(str):
@@ -111,25 +114,20 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _nesting_depth(text: str) -> int:
-    """The deepest nesting of objects and arrays, ignoring brackets inside strings."""
+    """The deepest nesting of objects and arrays, ignoring brackets inside strings.
+
+    The strings are cut out and the brackets found by regular expressions, so that only the brackets
+    are looked at one by one. A string left open (invalid JSON) is not cut: its brackets count, which
+    can only make the answer deeper, never let a deep body through.
+    """
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if deepest > MAX_DEPTH:
                     return deepest
-        elif char in "]}":
+        else:
             depth -= 1
     return deepest

@@ -25,6 +25,7 @@ date/dateTime grammar of the code base. Standard library only.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -107,6 +108,20 @@ def parse_canonical(instant: str) -> datetime:
     )
 
 
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(instant: str) -> str:
+    """A canonical instant as an HTTP date (RFC 9110's IMF-fixdate, whole seconds):
+    ``Thu, 26 Nov 2026 15:18:31 GMT``. Written by position: every answer about a version carries one."""
+    moment = parse_canonical(instant)
+    return (
+        f"{_WEEKDAYS[moment.weekday()]}, {instant[8:10]} {_MONTHS[moment.month - 1]} {instant[0:4]} "
+        f"{instant[11:19]} GMT"
+    )
+
+
 def canonical_now() -> str:
     """The current time as a canonical instant."""
     return to_canonical(datetime.now(_UTC))
@@ -144,12 +159,17 @@ def parse_range(value: str) -> tuple[str, str]:
 
     Raises ``ValueError`` with a message naming the problem for anything malformed.
     """
-    match = _VALUE_RE.fullmatch(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        raise _not_a_date(value)
+    return _parse_range(value)
+
+
+# A write reads the same dates more than once (the structure check, the rules, the index attributes).
+@functools.lru_cache(maxsize=1024)
+def _parse_range(value: str) -> tuple[str, str]:
+    match = _VALUE_RE.fullmatch(value)
     if match is None:
-        raise ValueError(
-            f"not a FHIR date or dateTime: {str(value)[:64]!r} "
-            "(expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|+hh:mm])"
-        )
+        raise _not_a_date(value)
     parts = match.groupdict()
     year = int(parts["year"])
     if year < 1:
@@ -194,6 +214,13 @@ def parse_range(value: str) -> tuple[str, str]:
     else:
         step = timedelta(seconds=1)
     return low, _add_capped(low_moment, step)
+
+
+def _not_a_date(value: object) -> ValueError:
+    return ValueError(
+        f"not a FHIR date or dateTime: {str(value)[:64]!r} "
+        "(expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|+hh:mm])"
+    )
 
 
 def period_range(period: dict[str, Any] | None) -> tuple[str, str]:

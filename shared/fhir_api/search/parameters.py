@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -245,12 +244,16 @@ class SearchQuery:
         return key
 
 
+# Unicode's control characters (category Cc): exactly U+0000-U+001F and U+007F-U+009F.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _bad(name: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid search parameter '{name}': {message}", expression=(name,))
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(char) == "Cc" for char in text)
+    return _CONTROL.search(text) is not None
 
 
 def _single(name: str, values: Sequence[str]) -> str:

@@ -32,6 +32,8 @@ ESCAPE = "\\"
 
 def split_escaped(text: str, separator: str) -> list[str]:
     """Split ``text`` on ``separator`` where it is not escaped by a backslash; escapes stay in the parts."""
+    if ESCAPE not in text:
+        return text.split(separator)
     parts: list[str] = []
     current: list[str] = []
     escaped = False
@@ -53,6 +55,8 @@ def split_escaped(text: str, separator: str) -> list[str]:
 
 def unescape(text: str) -> str:
     """Remove FHIR escapes (``\\,`` ``\\|`` ``\\$`` ``\\\\``); a lone final backslash: ValueError."""
+    if ESCAPE not in text:
+        return text
     out: list[str] = []
     escaped = False
     for char in text:
