@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.calls import CallRecorder
-from fhir_api import audit
+from fhir_api import audit, logs
 from fhir_api.auditevents.compartment import patient_ids
 from fhir_api.auditevents.events import audit_event, occurrence
 from fhir_api.auditevents.store import AuditEventStore
@@ -93,7 +93,7 @@ def measure(
         raise RuntimeError(f"create answered {answer['statusCode']}: {answer.get('body')}")
     touching = [call for call in calls if table in json.dumps(call.params)]
 
-    handler = audit.get_logger().registered_handler
+    handler = logs.get_logger().registered_handler
     stream, handler.stream = handler.stream, io.StringIO()  # type: ignore[attr-defined]
     try:
         pages = [_page([str(uuid.uuid4()) for _ in range(PAGE)]) for _ in range(RUNS)]

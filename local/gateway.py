@@ -263,9 +263,9 @@ class Gateway:
         if self.audit_trail is None:
             return contextlib.nullcontext()
         self.functions.activate()
-        from fhir_api import audit
+        from fhir_api import logs
 
-        return self.audit_trail.serving(audit.get_logger())
+        return self.audit_trail.serving(logs.get_logger())
 
     def _strip_stage(self, raw_path: str) -> tuple[str, str]:
         prefix = f"/{self.definition.stage}"

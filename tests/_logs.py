@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fhir_api import audit
+from fhir_api import audit, logs
 
 
 class CapturedLogs:
@@ -45,7 +45,7 @@ def captured_logs(
 ) -> Iterator[CapturedLogs]:
     """Point the Powertools logger's own handler (and formatter) at a buffer; capture stdlib records too."""
     stream = io.StringIO()
-    handler = audit.get_logger().registered_handler
+    handler = logs.get_logger().registered_handler
     assert isinstance(handler, logging.StreamHandler)
     # Swapped directly: setStream would flush the old stream, which pytest may have closed already.
     previous, handler.stream = handler.stream, stream

@@ -14,7 +14,7 @@ import hypothesis
 import pytest
 from moto import mock_aws
 
-from fhir_api import audit
+from fhir_api import logs
 from fhir_api.settings import reset_settings
 from local import issuer, tables
 from local.dynamodb import DynamoDBLocal
@@ -30,7 +30,7 @@ hypothesis.settings.load_profile("project")
 def function_logs_to_the_process_output() -> None:
     """The functions' logger writes to the process's own standard output, as in Lambda: not to the
     stream of whichever test first created it, which pytest closes when that test ends."""
-    handler = audit.get_logger().registered_handler
+    handler = logs.get_logger().registered_handler
     if isinstance(handler, logging.StreamHandler):
         handler.stream = sys.__stdout__
 

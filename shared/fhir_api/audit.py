@@ -1,4 +1,4 @@
-"""The audit trail: one structured JSON record per request, written through the Powertools Logger.
+"""The audit trail: one structured JSON record per request, written through the functions' logger.
 
 Who calls it
     ``fhir_api.api.handler.make_handler`` for every request a function answers, and the authorizer for the
@@ -46,14 +46,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from fhir_api.fhir.ids import FHIR_ID as _FHIR_ID
-from fhir_api.logformat import JsonLineFormatter
+from fhir_api.logs import get_logger
 from fhir_api.routes import AUDIT_ACTIONS, ROUTES, SERVED_TYPES
 
 AUDIT_MESSAGE = "audit"
@@ -72,41 +69,6 @@ MAX_PATIENTS = 100
 MAX_QUERY_NAMES = 30
 SOURCES = ("function", "authorizer")
 _METHOD = re.compile(r"[A-Z]{1,16}")
-
-_logger: Logger | None = None
-
-
-def get_logger() -> Logger:
-    """The Powertools Logger audit records go through, created on first use."""
-    global _logger
-    if _logger is None:
-        _logger = Logger(logger_formatter=JsonLineFormatter())
-    return _logger
-
-
-def with_lambda_context(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """``handler`` with every line it logs carrying its invocation's Lambda context (Powertools'
-    ``inject_lambda_context``, the previous invocation's keys cleared).
-
-    Wrapped once per logger rather than on every request: building the wrapper costs as much as
-    using it. A logger swapped by a test gets its own wrapper on the next call.
-    """
-    wrapped: tuple[Logger, Callable[[Any, Any], Any]] | None = None
-
-    def logged(event: Any, context: Any) -> Any:
-        nonlocal wrapped
-        logger = get_logger()
-        if wrapped is None or wrapped[0] is not logger:
-            wrapped = (logger, logger.inject_lambda_context(handler, clear_state=True))
-        return wrapped[1](event, context)
-
-    return logged
-
-
-def reset_logger() -> None:
-    """Forget the logger (tests install one that writes where they can read it)."""
-    global _logger
-    _logger = None
 
 
 def outcome(status: int) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fhir_api import audit, errors, observability
+from fhir_api import audit, errors, logs, observability
 from fhir_api.api import headers, interactions
 from fhir_api.api.http import Request, Response
 from fhir_api.api.outcome import error_response, internal_error_response, quote_request_id
@@ -38,7 +38,7 @@ def make_handler(function: str) -> LambdaHandler:
         started = time.perf_counter()
         # API Gateway's request id as the correlation id, read directly: Powertools' JMESPath query for
         # the same path costs more than the rest of the logger's work on every request.
-        audit.get_logger().set_correlation_id(_gateway_request_id(event))
+        logs.get_logger().set_correlation_id(_gateway_request_id(event))
         settings = get_settings()
         request = Request.from_event(event, settings.public_base_url)
         served = route or _route_for_path(request)
@@ -58,7 +58,7 @@ def make_handler(function: str) -> LambdaHandler:
             response = error_response(exc)
         except Exception:
             # A failure of ours, never the client's input: logged with its trace, answered without it.
-            audit.get_logger().exception("request failed", extra={"function": function})
+            logs.get_logger().exception("request failed", extra={"function": function})
             response = internal_error_response()
         interactions.apply_cors(request, response, settings)
         quote_request_id(response, request.request_id)
@@ -86,7 +86,7 @@ def make_handler(function: str) -> LambdaHandler:
 
     # Every line the request logs, its audit record included, carries the Lambda context and the
     # API Gateway request id (the one logger the package writes through).
-    return observability.with_tracing(observability.with_metrics(audit.with_lambda_context(answer)))
+    return observability.with_tracing(observability.with_metrics(logs.with_lambda_context(answer)))
 
 
 def _gateway_request_id(event: dict[str, Any]) -> str | None:

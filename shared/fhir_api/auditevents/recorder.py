@@ -81,7 +81,7 @@ def record_lines(lines: list[dict[str, Any]], store: AuditEventStore, observer: 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """The recorder function's handler: one subscription delivery in, its AuditEvents stored."""
-    from fhir_api.audit import get_logger
+    from fhir_api.logs import get_logger
     from fhir_api.settings import get_settings
     from fhir_api.store.dynamo import dynamodb_client
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_api import observability
-from fhir_api.audit import audit, get_logger, with_lambda_context
+from fhir_api.audit import audit
 from fhir_api.auth.access import (
     CONTEXT_CLIENT_ID,
     CONTEXT_EXPIRES,
@@ -30,6 +30,7 @@ from fhir_api.auth.access import (
 )
 from fhir_api.auth.policy import build_policy, is_allowed, match_route
 from fhir_api.auth.tokens import InvalidToken, Principal, verify
+from fhir_api.logs import get_logger, with_lambda_context
 from fhir_api.routes import AUDIT_ACTIONS
 
 UNAUTHORIZED = "Unauthorized"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fhir_api.audit import get_logger
+from fhir_api.logs import get_logger
 from fhir_api.notifications import delivery
 from fhir_api.notifications.changes import Change
 from fhir_api.notifications.matching import Notification
