@@ -264,21 +264,25 @@ def _time_problem(fhir_type: str, value: str) -> str | None:
     return None
 
 
+# The pattern of each string type with one of its own (the others: any string of FHIR's characters).
+_PATTERNS = {
+    "code": _CODE,
+    "id": FHIR_ID,
+    "uri": _URI,
+    "url": _URI,
+    "canonical": _URI,
+    "oid": _OID,
+    "uuid": _UUID,
+    "time": _TIME,
+}
+
+
 def _string_problem(fhir_type: str, value: str) -> str | None:
     if _SURROGATE.search(value):
         return f"{show(value)} holds an unpaired UTF-16 surrogate, which is not a Unicode character"
     if fhir_type in fhirtime.FHIR_FORMS:
         return _time_problem(fhir_type, value)
-    pattern = {
-        "code": _CODE,
-        "id": FHIR_ID,
-        "uri": _URI,
-        "url": _URI,
-        "canonical": _URI,
-        "oid": _OID,
-        "uuid": _UUID,
-        "time": _TIME,
-    }.get(fhir_type, _STRING)
+    pattern = _PATTERNS.get(fhir_type, _STRING)
     if fhir_type == "base64Binary":
         if _BASE64.fullmatch(re.sub(r"\s+", "", value)):
             return None
