@@ -12,7 +12,9 @@ import pytest
 from handler_calls import Answer, invoke
 from test_races import concurrently
 
-from fhir_api.settings import reset_settings
+from bench.calls import CallRecorder
+from fhir_api.settings import get_settings, reset_settings
+from fhir_api.store.dynamo import dynamodb_client
 from tests._examples import minimal_encounter
 
 LIFECYCLE = ("arrived", "triaged", "in-progress", "onleave", "in-progress", "finished")
@@ -140,6 +142,26 @@ def test_every_version_of_an_encounter_is_readable_after_several_updates(patient
     assert vread("Encounter", encounter_id, len(statuses) + 1).status == 404
     assert vread("Encounter", encounter_id, 0).status == 404
     assert vread("Encounter", str(uuid.uuid4()), 1).status == 404
+
+
+def test_a_vread_of_the_version_just_written_is_one_read(patient_id: str) -> None:
+    # Given an encounter in its third version
+    created = invoke("encounter_create", body=minimal_encounter(patient_id))
+    second = updated("Encounter", {**created.body, "status": "arrived"}).body
+    third = updated("Encounter", {**second, "status": "in-progress"}).body
+    recorder = CallRecorder(dynamodb_client(get_settings()))
+
+    # When the version a client was just given (its Location) is read, then an older one
+    with recorder.recording() as calls:
+        current = vread("Encounter", created.body["id"], 3)
+    current_reads = [call.operation for call in calls]
+    with recorder.recording() as calls:
+        older = vread("Encounter", created.body["id"], 1)
+    older_reads = [call.operation for call in calls]
+
+    # Then the current version took one GetItem, the older one the current item's and its copy's
+    assert current.body == third and current_reads == ["GetItem"]
+    assert older.body == created.body and older_reads == ["GetItem", "GetItem"]
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 50])

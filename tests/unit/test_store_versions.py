@@ -1,5 +1,6 @@
-"""Store.version where DynamoDB's eventually consistent reads lag: a copy missing from a lagging read is
-found once the current item shows that its version was superseded."""
+"""Store.version where DynamoDB's eventually consistent reads lag: the current item is read first, and a
+copy missing from a lagging read is read again consistently once the current item shows that its version
+was superseded."""
 
 from __future__ import annotations
 
@@ -47,22 +48,23 @@ def test_a_copy_a_lagging_read_misses_is_read_again_consistently() -> None:
     # When version 1 is read
     found = Store(SETTINGS, client=client).version("Encounter", "e1", 1)
 
-    # Then it is version 1's copy: the current item showed version 2, so the copy was read consistently
+    # Then it is version 1's copy: the current item showed version 2, so the copy the lagging read
+    # missed was read again consistently
     assert found is not None and (found.version_id, found.document["status"]) == (1, "planned")
     assert client.calls == [
-        (SETTINGS.versions_table, False),
         (SETTINGS.encounters_table, True),
+        (SETTINGS.versions_table, False),
         (SETTINGS.versions_table, True),
     ]
 
 
-def test_an_older_copy_is_one_eventually_consistent_read() -> None:
+def test_an_older_copy_is_the_current_item_then_one_eventually_consistent_read() -> None:
     client = LaggingClient(current=4)
 
     found = Store(SETTINGS, client=client).version("Encounter", "e1", 2)
 
     assert found is not None and found.version_id == 2
-    assert client.calls == [(SETTINGS.versions_table, False)]
+    assert client.calls == [(SETTINGS.encounters_table, True), (SETTINGS.versions_table, False)]
 
 
 def test_the_current_version_and_versions_that_do_not_exist() -> None:
@@ -71,6 +73,8 @@ def test_the_current_version_and_versions_that_do_not_exist() -> None:
 
     current = store.version("Encounter", "e1", 3)
 
+    # The current version is the current item alone
     assert current is not None and (current.version_id, current.document["status"]) == (3, "arrived")
+    assert client.calls == [(SETTINGS.encounters_table, True)]
     assert store.version("Encounter", "e1", 4) is None
     assert store.version("Encounter", "e1", 0) is None

@@ -125,23 +125,24 @@ class Store:
         return _stored(resource_type, item) if item and ("resource" in item or DELETED in item) else None
 
     def version(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource | None:
-        """One version of a resource, or None: its copy if it has been superseded, else the current item.
+        """One version of a resource, or None: the current item if it is that version, else its copy.
 
-        A copy never changes once written, so an eventually consistent read that finds one is right.
-        Without one, the current item decides (strongly consistent): it is that version, or a later one
-        whose transaction has committed the copy that a strongly consistent read then finds.
+        The current item is read first (strongly consistent): a client mostly asks for the version it
+        was just given (``Location``, an ETag), the current one, and then that is the only read. An
+        older version's copy was committed with the write that superseded it, which that read has
+        seen; an eventually consistent read of the copy is tried first, a strongly consistent one if
+        it does not find it yet.
         """
         if version_id < 1:
             return None
-        copy = self._copy(resource_type, resource_id, version_id, consistent=False)
-        if copy is not None:
-            return copy
         current = self.current(resource_type, resource_id)
         if current is None or version_id > current.version_id:
             return None
         if version_id == current.version_id:
             return current
-        return self._copy(resource_type, resource_id, version_id, consistent=True)
+        return self._copy(resource_type, resource_id, version_id, consistent=False) or self._copy(
+            resource_type, resource_id, version_id, consistent=True
+        )
 
     def _copy(
         self, resource_type: str, resource_id: str, version_id: int, consistent: bool
