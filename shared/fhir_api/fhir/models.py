@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -49,7 +49,8 @@ class Element:
     required: bool  # minimum cardinality 1 (for a choice: one of its types is required)
     summary: bool = False  # FHIR's isSummary: part of the resource's summary (``_summary=true``)
 
-    @property
+    # Cached: the structure walk asks these of every element of every body it checks.
+    @cached_property
     def primitive(self) -> bool:
         """True for a primitive (a JSON string, number or boolean with an optional ``_`` sibling)."""
         return self.type_path is None
@@ -59,7 +60,7 @@ class Element:
         """The model class of a complex type, imported on first use: most are never needed."""
         return _import_model(self.type_path) if self.type_path is not None else None
 
-    @property
+    @cached_property
     def definition_tail(self) -> str | None:
         """A data type's own name (it is defined on its own); None for a backbone element."""
         if self.type_path is None:
