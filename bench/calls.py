@@ -23,6 +23,7 @@ class Call:
     params: dict[str, Any]
     items_read: int = 0
     consumed: list[dict[str, Any]] = field(default_factory=list)
+    answer: dict[str, Any] | None = None  # what DynamoDB answered, as botocore parsed it
 
 
 class CallRecorder:
@@ -49,6 +50,7 @@ class CallRecorder:
         if call is None:
             return
         self._pending.call = None
+        call.answer = copy.deepcopy(parsed)
         if "ScannedCount" in parsed:
             call.items_read += int(parsed["ScannedCount"])
         for items in (parsed.get("Responses") or {}).values():
@@ -86,6 +88,31 @@ def replay(bound: Bound) -> None:
     """Make the bound calls again, one after the other."""
     for method, params in bound:
         method(**params)
+
+
+class _Answered:
+    """What botocore reads of an HTTP response a ``before-call`` handler supplies: its status."""
+
+    status_code = 200
+    headers: dict[str, str] = {}
+
+
+@contextmanager
+def answered_from(client: Any, answers: list[dict[str, Any]]) -> Iterator[None]:
+    """While active, the client's calls are answered with ``answers`` in turn instead of being sent:
+    a ``before-call`` handler that returns a response ends botocore's call there (as its Stubber does).
+    Each answer is used once; a caller passes copies made beforehand, so none is copied while timed."""
+    remaining = iter(answers)
+
+    def answer(**_: Any) -> tuple[_Answered, dict[str, Any]]:
+        return _Answered(), next(remaining)
+
+    events = client.meta.events
+    events.register("before-call.dynamodb", answer, unique_id="bench-answered")
+    try:
+        yield
+    finally:
+        events.unregister("before-call.dynamodb", unique_id="bench-answered")
 
 
 def items_read(calls: list[Call]) -> int:

@@ -2,13 +2,18 @@
 
 For each interaction the handler answers one request while a recorder notes its DynamoDB calls; those
 calls are then replayed straight on the same client. The timed loop alternates handler and replay, so
-machine noise hits both alike; each figure is a median. Read: one GetItem. Search for one patient:
-one Query of ``subject-index`` and one BatchGetItem. Create: one TransactWriteItems, replayed with a
-fresh id each time (the same items, sizes and conditions, so it succeeds as the handler's does).
+machine noise hits both alike; each figure is a median. Read: one GetItem. Search for one patient: one
+Query of ``subject-index`` and one BatchGetItem. Create: one TransactWriteItems, replayed with a fresh
+id each time (the same items, sizes and conditions, so it succeeds as the handler's does).
+
+The handler's own work is timed apart: the same requests with DynamoDB's recorded answers handed back
+instead of sent (``calls.answered_from``), less the raw calls answered the same way (botocore's
+validation and serialisation are in both), so that only the function's own Python is left.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import time
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.calls import Bound, Call, CallRecorder, bind, replay
+from bench.calls import Bound, Call, CallRecorder, answered_from, bind, replay
 from local.lambda_runtime import LambdaContext
 
 WARMUP = 10  # untimed rounds before the timed ones
@@ -33,6 +38,7 @@ class Overhead:
     calls: list[str]
     handler_ms: list[float]
     raw_ms: list[float]
+    own_us: float = 0.0  # median through the handler with DynamoDB's answers replayed (its own work)
 
     @property
     def handler_median_ms(self) -> float:
@@ -103,4 +109,36 @@ def measure(
         if index >= warmup:
             handler_ms.append(handler_took)
             raw_ms.append(raw_took)
-    return Overhead(interaction, [call.operation for call in calls], handler_ms, raw_ms)
+    own_us = _own_work_us(interaction, handler, make_event, client, calls, expected_status, runs, warmup)
+    return Overhead(interaction, [call.operation for call in calls], handler_ms, raw_ms, own_us)
+
+
+def _own_work_us(
+    interaction: str,
+    handler: Handler,
+    make_event: Callable[[], dict[str, Any]],
+    client: Any,
+    calls: list[Call],
+    expected_status: int,
+    runs: int,
+    warmup: int,
+) -> float:
+    """Median µs of the handler's own work: the handler and the raw calls, alternately, with every
+    DynamoDB call answered from the recording (nothing is sent, so a create stores nothing); botocore's
+    client-side work (validation, serialisation) is in both and drops out of the difference."""
+    rounds = warmup + runs
+    answers = [copy.deepcopy(call.answer or {}) for _ in range(2 * rounds) for call in calls]
+    events = [make_event() for _ in range(rounds)]
+    bound = [bind(client, calls) for _ in range(rounds)]
+    handler_us: list[float] = []
+    raw_us: list[float] = []
+    with answered_from(client, answers):
+        for index, event in enumerate(events):
+            elapsed, answer = _timed_call(handler, event, LambdaContext(interaction, str(uuid.uuid4())))
+            if answer["statusCode"] != expected_status:
+                raise RuntimeError(f"{interaction} answered {answer['statusCode']} on recorded answers")
+            raw = _timed_replay(bound[index])
+            if index >= warmup:
+                handler_us.append(elapsed * 1000)
+                raw_us.append(raw * 1000)
+    return statistics.median(handler_us) - statistics.median(raw_us)
