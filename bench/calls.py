@@ -8,6 +8,7 @@ The store is not changed for the bench: botocore lets a caller register handlers
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,13 +100,16 @@ class _Answered:
 
 @contextmanager
 def answered_from(client: Any, answers: list[dict[str, Any]]) -> Iterator[None]:
-    """While active, the client's calls are answered with ``answers`` in turn instead of being sent:
-    a ``before-call`` handler that returns a response ends botocore's call there (as its Stubber does).
-    Each answer is used once; a caller passes copies made beforehand, so none is copied while timed."""
-    remaining = iter(answers)
+    """While active, the client's calls are answered with copies of ``answers``, in turn and round
+    again, instead of being sent: a ``before-call`` handler that returns a response ends botocore's call
+    there (as its Stubber does). Each copy is made as the call is answered, as botocore's parser makes
+    a fresh answer, so that a caller times both alike."""
+    if not answers:
+        raise ValueError("no answers to give")
+    remaining = itertools.cycle(answers)
 
     def answer(**_: Any) -> tuple[_Answered, dict[str, Any]]:
-        return _Answered(), next(remaining)
+        return _Answered(), copy.deepcopy(next(remaining))
 
     events = client.meta.events
     events.register("before-call.dynamodb", answer, unique_id="bench-answered")
