@@ -24,7 +24,7 @@ class Call:
     params: dict[str, Any]
     items_read: int = 0
     consumed: list[dict[str, Any]] = field(default_factory=list)
-    answer: dict[str, Any] | None = None  # what DynamoDB answered, as botocore parsed it
+    answer: dict[str, Any] | None = None  # what DynamoDB answered (``recording(keep_answers=True)``)
 
 
 class CallRecorder:
@@ -36,6 +36,7 @@ class CallRecorder:
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._pending = threading.local()
+        self._keep_answers = False
 
     def _before(self, params: dict[str, Any], model: Any, **_: Any) -> dict[str, Any]:
         call = Call(model.name, copy.deepcopy(params))
@@ -51,7 +52,8 @@ class CallRecorder:
         if call is None:
             return
         self._pending.call = None
-        call.answer = copy.deepcopy(parsed)
+        if self._keep_answers:
+            call.answer = copy.deepcopy(parsed)
         if "ScannedCount" in parsed:
             call.items_read += int(parsed["ScannedCount"])
         for items in (parsed.get("Responses") or {}).values():
@@ -63,10 +65,13 @@ class CallRecorder:
             call.consumed.extend(consumed if isinstance(consumed, list) else [consumed])
 
     @contextmanager
-    def recording(self) -> Iterator[list[Call]]:
-        """Record every call made inside the block (from any thread); yields the list it fills."""
+    def recording(self, keep_answers: bool = False) -> Iterator[list[Call]]:
+        """Record every call made inside the block (from any thread); yields the list it fills. With
+        ``keep_answers``, each call keeps a copy of its answer (not otherwise: a timed block would pay
+        for the copy)."""
         events = self.client.meta.events
         self.calls = []
+        self._keep_answers = keep_answers
         events.register("provide-client-params.dynamodb", self._before, unique_id="bench-before")
         events.register("after-call.dynamodb", self._after, unique_id="bench-after")
         try:

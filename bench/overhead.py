@@ -81,7 +81,7 @@ def measure(
     warmup: int = WARMUP,
 ) -> Overhead:
     """Time ``handler`` on ``make_event()`` against the DynamoDB calls it makes, ``runs`` times each."""
-    with recorder.recording() as recorded:
+    with recorder.recording(keep_answers=True) as recorded:
         answer = handler(make_event(), LambdaContext(interaction, str(uuid.uuid4())))
     if answer["statusCode"] != expected_status:
         raise RuntimeError(f"{interaction} answered {answer['statusCode']}: {answer.get('body')}")
