@@ -59,7 +59,8 @@ class JsonLineFormatter(logging.Formatter):
         trace = os.environ.get("_X_AMZN_TRACE_ID")
         if trace:
             line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
-        return _dumps({key: value for key, value in line.items() if value is not None})
+        kept = {key: value for key, value in line.items() if value is not None}
+        return json.dumps(kept, separators=(",", ":"), ensure_ascii=False, default=str)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """``2026-11-26 15:18:31,060+0000``: local time (UTC in Lambda), milliseconds, the offset."""
@@ -67,16 +68,12 @@ class JsonLineFormatter(logging.Formatter):
         return time.strftime(f"%Y-%m-%d %H:%M:%S,{int(record.msecs):03d}%z", moment)
 
 
-def _dumps(line: dict[str, Any]) -> str:
-    return json.dumps(line, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 class FunctionLogger:
     """The logger every function writes through: ``info``/``warning``/``error``/``exception`` with
     ``extra``, ``set_correlation_id``, and ``registered_handler`` (its stream handler)."""
 
-    def __init__(self, service: str | None = None) -> None:
-        self.service = service or os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
+    def __init__(self) -> None:
+        self.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
         self.logger = logging.getLogger(self.service)
         # Its own line per record, never a second one through the root logger's handlers.
         self.logger.propagate = False
@@ -124,12 +121,6 @@ def get_logger() -> FunctionLogger:
     if _logger is None:
         _logger = FunctionLogger()
     return _logger
-
-
-def reset_logger() -> None:
-    """Forget the logger (the next ``get_logger`` reads the environment again)."""
-    global _logger
-    _logger = None
 
 
 def with_lambda_context(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
