@@ -4,10 +4,8 @@ as clients, the change stream and the audit trail see it."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -16,14 +14,11 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
 from local.stack import LocalStack
+from tests._change_events import EVENT_SCHEMA
 from tests._fhir_schema import assert_valid
 from tests.http.conftest import ApiSession
 from tests.http.route_calls import encounter_body, patient_body
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENT_SCHEMA = json.loads(
-    (ROOT / "docs" / "schemas" / "change-event.schema.json").read_text(encoding="utf-8")
-)
 VISIT = "http://hospital.example.org/visit"
 MRN = "http://hospital.example.org/mrn"
 FHIR_JSON = "application/fhir+json"

@@ -13,19 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+from tests._change_events import EVENT_SCHEMA
 from tests.http.conftest import ApiSession
 from tests.http.route_calls import FHIR_JSON, encounter_body, patient_body, subscription_body
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENT_SCHEMA = json.loads(
-    (ROOT / "docs" / "schemas" / "change-event.schema.json").read_text(encoding="utf-8")
-)
 ARRIVAL_TIMEOUT_SECONDS = 30
 
 

@@ -4,7 +4,6 @@ fits the published schema, names the patient of the replaced version, and notifi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -12,9 +11,8 @@ import jsonschema
 from fhir_api.notifications.changes import change_from_record
 from fhir_api.notifications.matching import ActiveSubscription, notifications
 from fhir_api.resources.subscription import parse_criteria
+from tests._change_events import EVENT_SCHEMA, as_delivered
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((ROOT / "docs" / "schemas" / "change-event.schema.json").read_text(encoding="utf-8"))
 WHEN = "2026-01-02T03:04:05.000000Z"
 
 
@@ -61,12 +59,8 @@ def test_an_encounters_deletion_is_an_event_naming_its_patient_and_last_status()
     # Then it is an Encounter.deleted event, as the schema says, with the replaced version's codes
     assert change is not None
     entry = change.event_entry("bus")
-    event = {
-        "source": entry["Source"],
-        "detail-type": entry["DetailType"],
-        "detail": json.loads(entry["Detail"]),
-    }
-    jsonschema.validate(event, SCHEMA)
+    event = as_delivered(entry)
+    jsonschema.validate(event, EVENT_SCHEMA)
     assert event["detail-type"] == "Encounter.deleted"
     assert event["detail"] == {
         "version": "1",

@@ -27,11 +27,11 @@ from fhir_api.store.dynamo import Store, reset_client
 from fhir_api.store.types import StoredResource, Write
 from local.lambda_runtime import LambdaContext
 from local.notifications import LocalDeliveryWorker
+from tests._change_events import EVENT_SCHEMA, as_delivered
 from tests._rest_hooks import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-SCHEMA = json.loads((ROOT / "docs" / "schemas" / "change-event.schema.json").read_text(encoding="utf-8"))
 AMB = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}
 PUBLIC_ADDRESS = "93.184.215.14"
 
@@ -128,12 +128,8 @@ def test_an_update_becomes_one_event_with_both_statuses_and_ids_only() -> None:
     )
     assert change is not None
     entry = change.event_entry("bus")
-    event = {
-        "source": entry["Source"],
-        "detail-type": entry["DetailType"],
-        "detail": json.loads(entry["Detail"]),
-    }
-    jsonschema.validate(event, SCHEMA)
+    event = as_delivered(entry)
+    jsonschema.validate(event, EVENT_SCHEMA)
     assert event["detail-type"] == "Encounter.updated"
     assert event["detail"] == {
         "version": "1",
@@ -159,7 +155,8 @@ def test_a_created_patient_is_its_own_subject() -> None:
         "Patient/p9",
     )
     jsonschema.validate(
-        {"source": "encounter-api", "detail-type": change.detail_type, "detail": change.detail()}, SCHEMA
+        {"source": "encounter-api", "detail-type": change.detail_type, "detail": change.detail()},
+        EVENT_SCHEMA,
     )
 
 
@@ -182,7 +179,8 @@ def test_the_events_of_the_stream_event_file_match_the_schema() -> None:
         change = change_from_record(item)
         assert change is not None
         jsonschema.validate(
-            {"source": "encounter-api", "detail-type": change.detail_type, "detail": change.detail()}, SCHEMA
+            {"source": "encounter-api", "detail-type": change.detail_type, "detail": change.detail()},
+            EVENT_SCHEMA,
         )
 
 
