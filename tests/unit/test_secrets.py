@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from fhir_api import errors
+from fhir_api import aws_clients, errors
 from fhir_api.settings import Settings, reset_settings
 from fhir_api.store import secrets
 from tests.integration.handler_calls import call, ids_of, next_link
@@ -89,7 +89,7 @@ def test_a_busy_secrets_manager_is_a_retryable_503(monkeypatch: pytest.MonkeyPat
                 {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetSecretValue"
             )
 
-    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: Throttled())
+    monkeypatch.setattr(aws_clients, "client", lambda *args, **kwargs: Throttled())
     secrets.reset()
     # Then the key cannot be had now, and the client is told to retry (nothing is cached)
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:page-token-key"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fhir_api import aws_clients
 from fhir_api.logs import get_logger
 from fhir_api.notifications import delivery
 from fhir_api.notifications.changes import Change
@@ -34,15 +35,9 @@ _clients: dict[str, Any] = {}
 
 
 def _client(service: str, settings: Settings) -> Any:
-    """One boto3 client per service and process (short timeouts, standard retries)."""
+    """One client per service and process (short timeouts, standard retries)."""
     if service not in _clients:
-        import boto3
-        from botocore.config import Config
-
-        config = Config(
-            retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5
-        )
-        _clients[service] = boto3.client(service, region_name=settings.aws_region, config=config)
+        _clients[service] = aws_clients.client(service, settings.aws_region)
     return _clients[service]
 
 

@@ -1,1 +1,1 @@
-"""Persistence on DynamoDB: the only part of the API that talks to boto3."""
+"""Persistence on DynamoDB: the only part of the API that talks to the database."""

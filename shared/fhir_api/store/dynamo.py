@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from fhir_api import errors
+from fhir_api import aws_clients, errors
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
 from fhir_api.store.indexes import INDEXES, IndexQuery, index_query
@@ -64,21 +64,8 @@ def dynamodb_client(settings: Settings) -> DynamoDBClient:
     global _client
     with _client_lock:
         if _client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                # Three tries in all, then a 503 with Retry-After: the client decides when to come back.
-                retries={"total_max_attempts": 3, "mode": "standard"},
-                connect_timeout=2,
-                read_timeout=5,
-                max_pool_connections=32,
-            )
-            _client = boto3.client(
-                "dynamodb",
-                region_name=settings.aws_region,
-                endpoint_url=settings.dynamodb_endpoint,
-                config=config,
+            _client = aws_clients.client(
+                "dynamodb", settings.aws_region, endpoint_url=settings.dynamodb_endpoint, pool_size=32
             )
         return _client
 

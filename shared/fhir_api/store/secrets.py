@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from fhir_api import errors
+from fhir_api import aws_clients, errors
 from fhir_api.settings import Settings
 
 # Secrets Manager answers these when it is overloaded or briefly unavailable: the client may retry.
@@ -29,12 +29,9 @@ def page_token_secret(settings: Settings) -> str:
 
 @lru_cache(maxsize=4)
 def _secret_string(arn: str, region: str) -> str:
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    config = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
-    client = boto3.client("secretsmanager", region_name=region, config=config)
+    client = aws_clients.client("secretsmanager", region)
     try:
         answer = client.get_secret_value(SecretId=arn)
     except ClientError as exc:
