@@ -1,4 +1,4 @@
-"""Reading what the functions log: the Powertools logger's JSON lines, stdlib records and stdout."""
+"""Reading what the functions log: the functions' JSON lines, stdlib records and stdout."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fhir_api import audit, logs
 
 
 class CapturedLogs:
-    """Every line the process logged during a test: Powertools JSON lines, stdlib records, stdout."""
+    """Every line the process logged during a test: the functions' JSON lines, stdlib records, stdout."""
 
     def __init__(
         self, stream: io.StringIO, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
@@ -43,7 +43,7 @@ class CapturedLogs:
 def captured_logs(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[CapturedLogs]:
-    """Point the Powertools logger's own handler (and formatter) at a buffer; capture stdlib records too."""
+    """Point the functions' logger's own handler (and formatter) at a buffer; capture stdlib records too."""
     stream = io.StringIO()
     handler = logs.get_logger().registered_handler
     assert isinstance(handler, logging.StreamHandler)

@@ -1,4 +1,4 @@
-"""The audit trail: one JSON record per request through the Powertools Logger, and no PHI in any log
+"""The audit trail: one JSON record per request through the functions' logger, and no PHI in any log
 line, neither from the functions nor from the authorizer.
 """
 
@@ -308,6 +308,36 @@ def test_function_logs_hold_no_phi(api_functions: Callable[..., dict[str, Any]],
     text = logs.everything()
     assert_no_phi(text)
     assert "555-0100" not in text
+
+
+def test_an_encounters_create_and_update_name_its_patient(
+    api_functions: Callable[..., dict[str, Any]], logs: CapturedLogs
+) -> None:
+    # Given a patient, and an encounter of theirs created through the function
+    patient = json.loads(api_functions("patient_create", sample_event("patient_create"))["body"])
+    create = sample_event("encounter_create")
+    encounter = json.loads(create["body"])
+    encounter["subject"] = {"reference": f"Patient/{patient['id']}"}
+    create["body"] = json.dumps(encounter)
+    created = api_functions("encounter_create", create)
+    assert created["statusCode"] == 201, created["body"]
+    stored = json.loads(created["body"])
+
+    # When it is updated
+    update = sample_event("encounter_update")
+    update["pathParameters"] = {"id": stored["id"]}
+    update["path"] = f"/api/fhir/Encounter/{stored['id']}"
+    update["body"] = json.dumps({**stored, "status": "finished"})
+    updated = api_functions("encounter_update", update)
+    assert updated["statusCode"] == 200, updated["body"]
+
+    # Then the audit records of both name the encounter and its patient
+    records = [record for record in logs.audit_records() if record["resource_type"] == "Encounter"]
+    assert [(record["action"], record["resource_id"]) for record in records] == [
+        ("create", stored["id"]),
+        ("update", stored["id"]),
+    ]
+    assert [record["patients"] for record in records] == [[patient["id"]], [patient["id"]]]
 
 
 def test_a_function_audits_the_machine_client_it_served(

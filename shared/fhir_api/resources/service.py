@@ -7,7 +7,7 @@ validation and rules, the attributes and terms its indexes need, and how a searc
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fhir_api import errors
@@ -20,6 +20,7 @@ from fhir_api.search.parameters import MAX_CHAINED_MATCHES, MAX_REVINCLUDED, Sea
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
 from fhir_api.store.dynamo import Store
+from fhir_api.store.indexes import patient_attribute
 from fhir_api.store.types import StoredResource, Write, tombstone
 
 # How many referencing resources a refused delete names (the count says how many there are).
@@ -503,9 +504,15 @@ class ResourceService:
         old_terms = (
             {term.key: term for term in self.definition.terms(previous, stored.id)} if previous else {}
         )
+        index_attributes = self.definition.index_attributes(resource, stored.id, self.settings)
+        # The patient the new version is listed under, as a read of its item would give it: the
+        # audit record names it without parsing the text just written.
+        attribute = patient_attribute(stored.resource_type)
+        if attribute is not None:
+            stored = replace(stored, listed_patient=index_attributes.get(attribute) or None)
         return Write(
             resource=stored,
-            index_attributes=self.definition.index_attributes(resource, stored.id, self.settings),
+            index_attributes=index_attributes,
             superseded=superseded,
             references=self.definition.references(resource),
             terms_added=[term for key, term in new_terms.items() if old_terms.get(key) != term],

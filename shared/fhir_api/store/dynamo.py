@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from fhir_api import aws_clients, errors
 from fhir_api.settings import Settings
 from fhir_api.store.budget import ReadBudget
-from fhir_api.store.indexes import INDEXES, IndexQuery, index_query
+from fhir_api.store.indexes import IndexQuery, index_query, patient_attribute
 from fhir_api.store.types import ListedEntry, Listing, StoredResource, Term, Write, tombstone
 
 if TYPE_CHECKING:
@@ -537,15 +537,15 @@ def _stored(resource_type: str, item: dict[str, Any]) -> StoredResource:
         return tombstone(
             resource_type, item["id"]["S"], int(item["versionId"]["N"]), item["lastUpdated"]["S"]
         )
-    subject = INDEXES.get((resource_type, "subject"))
-    listed_patient = item.get(subject.partition_attribute) if subject is not None else None
+    attribute = patient_attribute(resource_type)
+    listed = item.get(attribute) if attribute is not None else None
     return StoredResource(
         resource_type=resource_type,
         id=item["id"]["S"],
         version_id=int(item["versionId"]["N"]),
         last_updated=item["lastUpdated"]["S"],
         text=item["resource"]["S"],
-        listed_patient=listed_patient.get("S") if listed_patient else None,
+        listed_patient=listed.get("S") if listed else None,
     )
 
 

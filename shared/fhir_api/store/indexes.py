@@ -43,6 +43,13 @@ INDEXES: dict[tuple[str, str], IndexLayout] = {
 }
 
 
+def patient_attribute(resource_type: str) -> str | None:
+    """The item attribute that names the patient a resource is listed under (an Encounter's subject,
+    the subject index's partition key); None for a type the subject index does not list."""
+    layout = INDEXES.get((resource_type, "subject"))
+    return layout.partition_attribute if layout is not None else None
+
+
 def shard_of(resource_id: str, shards: int) -> int:
     """The shard a resource's entries in the sharded indexes go to: stable, and even over random ids."""
     return zlib.crc32(resource_id.encode("utf-8")) % shards
