@@ -23,8 +23,8 @@ class StoredResource:
     last_updated: str
     text: str
     deleted: bool = False
-    # The patient the store lists the resource under (an Encounter's subject), when its item says:
-    # the audit record names it without parsing the resource.
+    # The patient the store lists the resource under (an Encounter's subject), as its item or the write
+    # that made it says: the audit record names it without parsing the resource.
     listed_patient: str | None = None
 
     @cached_property
