@@ -93,8 +93,8 @@ def measure(
         raise RuntimeError(f"create answered {answer['statusCode']}: {answer.get('body')}")
     touching = [call for call in calls if table in json.dumps(call.params)]
 
-    handler = logs.get_logger().registered_handler
-    stream, handler.stream = handler.stream, io.StringIO()  # type: ignore[attr-defined]
+    functions_logger = logs.get_logger()
+    stream, functions_logger.stream = functions_logger.stream, io.StringIO()
     try:
         pages = [_page([str(uuid.uuid4()) for _ in range(PAGE)]) for _ in range(RUNS)]
         took = []
@@ -103,7 +103,7 @@ def measure(
             _audit_step(page)
             took.append((time.perf_counter() - started) * 1e6)
     finally:
-        handler.stream = stream  # type: ignore[attr-defined]
+        functions_logger.stream = stream
 
     store = AuditEventStore(capacity_recorder.client, table)
     read = occurrence({"message": "audit", "audit": _record("read", ["p-1"], "enc-1")})

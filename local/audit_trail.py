@@ -2,7 +2,7 @@
 
 In AWS, CloudWatch Logs hands the functions' audit lines and API Gateway's access-log lines to the
 recorder function (``fhir_api.auditevents.recorder``). Here the functions run in the gateway's
-process, so a logging handler on the functions' logger takes each audit record as it is written, and
+process, so a listener on the functions' logger takes each audit record as it is written, and
 the gateway hands over an access-log line for every request it refuses itself. A worker thread
 batches them (up to ``BATCH_LINES`` lines or ``BATCH_SECONDS``) and stores them with
 ``record_lines``, retrying a failed batch with backoff like Lambda's asynchronous retries; a batch
@@ -19,13 +19,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from fhir_api.audit import AUDIT_MESSAGE
 from fhir_api.auditevents.recorder import record_lines
 from fhir_api.auditevents.store import AuditEventStore
+from fhir_api.logs import FunctionLogger
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +40,12 @@ DEAD_LETTERS = "audit-dead-letters.jsonl"
 _serving: contextvars.ContextVar[AuditTrail | None] = contextvars.ContextVar("audit_trail", default=None)
 
 
-class _AuditRecords(logging.Handler):
-    """Hands each audit record a function logs to the trail of the gateway that called it."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        trail = _serving.get()
-        audit = getattr(record, "audit", None)
-        if trail is not None and isinstance(audit, dict) and record.getMessage() == AUDIT_MESSAGE:
-            trail.add({"message": AUDIT_MESSAGE, "audit": dict(audit)})
-
-
-_HANDLER = _AuditRecords(level=logging.INFO)
+def _hand_over(line: Mapping[str, Any]) -> None:
+    """Hands an audit line a function logs to the trail of the gateway that called it."""
+    trail = _serving.get()
+    audit = line.get("audit")
+    if trail is not None and isinstance(audit, dict) and line.get("message") == AUDIT_MESSAGE:
+        trail.add({"message": AUDIT_MESSAGE, "audit": dict(audit)})
 
 
 class AuditTrail:
@@ -68,11 +64,9 @@ class AuditTrail:
         self._lines.put(line)
 
     @contextlib.contextmanager
-    def serving(self, functions_logger: Any) -> Iterator[None]:
+    def serving(self, functions_logger: FunctionLogger) -> Iterator[None]:
         """While a function runs for this gateway: its audit records come here."""
-        stdlib = logging.getLogger(functions_logger.service)
-        if _HANDLER not in stdlib.handlers:
-            stdlib.addHandler(_HANDLER)
+        functions_logger.add_listener(_hand_over)
         token = _serving.set(self)
         try:
             yield

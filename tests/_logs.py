@@ -45,12 +45,10 @@ def captured_logs(
 ) -> Iterator[CapturedLogs]:
     """Point the functions' logger's own handler (and formatter) at a buffer; capture stdlib records too."""
     stream = io.StringIO()
-    handler = logs.get_logger().registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    # Swapped directly: setStream would flush the old stream, which pytest may have closed already.
-    previous, handler.stream = handler.stream, stream
+    functions_logger = logs.get_logger()
+    previous, functions_logger.stream = functions_logger.stream, stream
     caplog.set_level(logging.INFO)  # the level template.yaml deploys with (POWERTOOLS_LOG_LEVEL)
     try:
         yield CapturedLogs(stream, caplog, capsys)
     finally:
-        handler.stream = previous
+        functions_logger.stream = previous

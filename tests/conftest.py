@@ -3,7 +3,6 @@ per test session (started only when a test asks for it), and local tokens."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -30,9 +29,7 @@ hypothesis.settings.load_profile("project")
 def function_logs_to_the_process_output() -> None:
     """The functions' logger writes to the process's own standard output, as in Lambda: not to the
     stream of whichever test first created it, which pytest closes when that test ends."""
-    handler = logs.get_logger().registered_handler
-    if isinstance(handler, logging.StreamHandler):
-        handler.stream = sys.__stdout__
+    logs.get_logger().stream = sys.__stdout__
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,13 @@ invocation's Lambda context (``cold_start``, ``function_name``, ``function_memor
 ``function_arn``, ``function_request_id``), its ``correlation_id`` (the API Gateway request id), what
 the call passed as ``extra`` (an audit record under ``audit``), an exception's traceback, and the X-Ray
 trace id when Lambda sets one. These are the keys and the order of Powertools' Logger, whose format
-CloudWatch queries, metric filters and the audit recorder read; it is written here in a few lines
-because importing Powertools' logging cost every cold start about 18 ms and its formatter a third of a
-warm read's own work (decision 0028).
+CloudWatch queries, metric filters and the audit recorder read. The lines are written here directly,
+not through Powertools (its import cost every cold start about 18 ms, decision 0028) nor through the
+``logging`` module (its records, caller search and handler chain were a sixth of a warm read's own
+work, decision 0030).
 
-Settings: ``POWERTOOLS_SERVICE_NAME`` (the ``service`` key and the logger's name) and
-``POWERTOOLS_LOG_LEVEL``, else Lambda's own ``AWS_LAMBDA_LOG_LEVEL``, else INFO. Audit records are INFO.
+Settings: ``POWERTOOLS_SERVICE_NAME`` (the ``service`` key) and ``POWERTOOLS_LOG_LEVEL``, else Lambda's
+own ``AWS_LAMBDA_LOG_LEVEL``, else INFO. Audit records are INFO.
 """
 
 from __future__ import annotations
@@ -19,91 +20,98 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TextIO
 
 DEFAULT_SERVICE = "service_undefined"
-# The attributes every LogRecord has; whatever else a record holds came from ``extra``.
-_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 # The keys of the invocation under way (one per thread: the local stack runs functions on threads).
 _NO_KEYS: Mapping[str, Any] = MappingProxyType({})
 _invocation_keys: ContextVar[Mapping[str, Any]] = ContextVar("invocation_keys", default=_NO_KEYS)
 _cold_start = True
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
-
-class JsonLineFormatter(logging.Formatter):
-    """A record as one compact JSON line (see the module's docstring for the keys)."""
-
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def format(self, record: logging.LogRecord) -> str:  # noqa: A003 (logging's name)
-        line: dict[str, Any] = {
-            "level": record.levelname,
-            "location": f"{record.funcName}:{record.lineno}",
-            "message": record.getMessage(),
-            "timestamp": self.formatTime(record),
-            "service": self.service,
-            **_invocation_keys.get(),
-        }
-        line.update((key, value) for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES)
-        if record.exc_info and record.exc_info[0] is not None:
-            line["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            line["exception_name"] = record.exc_info[0].__name__
-        trace = os.environ.get("_X_AMZN_TRACE_ID")
-        if trace:
-            line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
-        kept = {key: value for key, value in line.items() if value is not None}
-        return json.dumps(kept, separators=(",", ":"), ensure_ascii=False, default=str)
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        """``2026-11-26 15:18:31,060+0000``: local time (UTC in Lambda), milliseconds, the offset."""
-        moment = time.localtime(record.created)
-        return time.strftime(f"%Y-%m-%d %H:%M:%S,{int(record.msecs):03d}%z", moment)
+Listener = Callable[[Mapping[str, Any]], None]
 
 
 class FunctionLogger:
     """The logger every function writes through: ``info``/``warning``/``error``/``exception`` with
-    ``extra``, ``set_correlation_id``, and ``registered_handler`` (its stream handler)."""
+    ``extra``, and ``set_correlation_id``. ``stream`` is where the lines go (standard output as the
+    logger found it); a listener added with ``add_listener`` is handed every line written, as a dict."""
 
     def __init__(self) -> None:
         self.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
-        self.logger = logging.getLogger(self.service)
-        # Its own line per record, never a second one through the root logger's handlers.
-        self.logger.propagate = False
-        self.logger.setLevel(_level())
-        existing = [
-            handler for handler in self.logger.handlers if isinstance(handler.formatter, JsonLineFormatter)
-        ]
-        if existing:
-            self.registered_handler: logging.Handler = existing[0]
-        else:
-            self.registered_handler = logging.StreamHandler(sys.stdout)
-            self.registered_handler.setFormatter(JsonLineFormatter(self.service))
-            self.logger.addHandler(self.registered_handler)
+        self.level = _level()
+        self.stream: TextIO = sys.stdout
+        self._listeners: list[Listener] = []
+        # One write per line, and lines whole: the local stack's functions share the process.
+        self._lock = threading.Lock()
 
     def info(self, message: str, *, extra: Mapping[str, Any] | None = None) -> None:
-        self.logger.info(message, extra=extra, stacklevel=2)
+        self._log(logging.INFO, message, extra)
 
     def warning(self, message: str, *, extra: Mapping[str, Any] | None = None) -> None:
-        self.logger.warning(message, extra=extra, stacklevel=2)
+        self._log(logging.WARNING, message, extra)
 
     def error(self, message: str, *, extra: Mapping[str, Any] | None = None) -> None:
-        self.logger.error(message, extra=extra, stacklevel=2)
+        self._log(logging.ERROR, message, extra)
 
     def exception(self, message: str, *, extra: Mapping[str, Any] | None = None) -> None:
         """An ERROR line with the exception being handled and its traceback."""
-        self.logger.exception(message, extra=extra, stacklevel=2)
+        self._log(logging.ERROR, message, extra, sys.exc_info())
 
     def set_correlation_id(self, value: str | None) -> None:
         """The ``correlation_id`` of the lines the invocation under way logs from now on."""
         _invocation_keys.set({**_invocation_keys.get(), "correlation_id": value})
+
+    def add_listener(self, listener: Listener) -> None:
+        """Hand ``listener`` every line from now on (once, however often it is added)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def _log(self, level: int, message: str, extra: Mapping[str, Any] | None, exc_info: Any = None) -> None:
+        if level < self.level:
+            return
+        caller = sys._getframe(2)  # the code that called info(), warning()...
+        now = time.time()
+        line: dict[str, Any] = {
+            "level": logging.getLevelName(level),
+            "location": f"{caller.f_code.co_name}:{caller.f_lineno}",
+            "message": message,
+            "timestamp": _timestamp(now),
+            "service": self.service,
+            **_invocation_keys.get(),
+        }
+        if extra:
+            line.update(extra)
+        if exc_info and exc_info[0] is not None:
+            line["exception"] = "".join(traceback.format_exception(*exc_info)).rstrip()
+            line["exception_name"] = exc_info[0].__name__
+        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        if trace:
+            line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
+        kept = {key: value for key, value in line.items() if value is not None}
+        try:
+            text = _ENCODER.encode(kept) + "\n"
+            with self._lock:
+                self.stream.write(text)
+                self.stream.flush()
+        except (OSError, TypeError, ValueError) as exc:
+            # A line that cannot be written never fails the request it describes (as in ``logging``).
+            sys.stderr.write(f"{self.service}: a log line was not written ({type(exc).__name__}: {exc})\n")
+            return
+        for listener in self._listeners:
+            listener(kept)
+
+
+def _timestamp(now: float) -> str:
+    """``2026-11-26 15:18:31,060+0000``: local time (UTC in Lambda), milliseconds, the offset."""
+    return time.strftime(f"%Y-%m-%d %H:%M:%S,{int((now - int(now)) * 1000):03d}%z", time.localtime(now))
 
 
 def _level() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +22,8 @@ def logger(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[logs.FunctionLogge
     monkeypatch.setattr(logs, "_cold_start", True)
     created = logs.FunctionLogger()
     stream = io.StringIO()
-    handler = created.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous, handler.stream = handler.stream, stream
+    created.stream = stream
     yield created, stream
-    handler.stream = previous
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -109,10 +105,31 @@ def test_the_log_level_comes_from_the_deployment(
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"encounter-api-level-{setting}")
     functions_logger = logs.FunctionLogger()
     stream = io.StringIO()
-    handler = functions_logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    handler.stream = stream
+    functions_logger.stream = stream
 
     functions_logger.info("audit")
 
     assert bool(stream.getvalue()) is written
+
+
+def test_a_listener_is_handed_each_line_once(logger: tuple[logs.FunctionLogger, io.StringIO]) -> None:
+    functions_logger, stream = logger
+    heard: list[dict[str, Any]] = []
+    functions_logger.add_listener(heard.append)
+    functions_logger.add_listener(heard.append)
+
+    functions_logger.info("audit", extra={"audit": {"status": 200}})
+
+    assert heard == _lines(stream)
+    assert heard[0]["audit"] == {"status": 200}
+
+
+def test_a_line_that_cannot_be_written_does_not_fail_the_request(
+    logger: tuple[logs.FunctionLogger, io.StringIO], capsys: pytest.CaptureFixture[str]
+) -> None:
+    functions_logger, stream = logger
+    stream.close()
+
+    functions_logger.info("audit", extra={"audit": {"status": 200}})
+
+    assert "a log line was not written (ValueError" in capsys.readouterr().err
