@@ -14,6 +14,7 @@ errors are not captured, and the SDK records DynamoDB calls by operation and tab
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ NAMESPACE = "EncounterApi"
 SERVICE = "encounter-api"
 CONFLICT_STATUSES = frozenset({409, 412})
 COUNT, MILLISECONDS = "Count", "Milliseconds"
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -58,16 +60,24 @@ class MetricSet:
 
 def emf_record(namespace: str, dimensions: dict[str, str], metrics: dict[str, tuple[str, float]]) -> str:
     """One CloudWatch Embedded Metric Format record: the directive, the dimension values, the values."""
+    directive = _directive(
+        namespace, tuple(dimensions), tuple((name, unit) for name, (unit, _) in metrics.items())
+    )
+    values = _COMPACT.encode({**dimensions, **{name: value for name, (_, value) in metrics.items()}})
+    timestamp = int(time.time() * 1000)
+    return f'{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{directive}]}},{values[1:]}'
+
+
+# A function writes the same few directives over and over: each is encoded once.
+@functools.lru_cache(maxsize=64)
+def _directive(namespace: str, dimension_names: tuple[str, ...], units: tuple[tuple[str, str], ...]) -> str:
+    """The ``CloudWatchMetrics`` entry: the namespace, the dimension set, each metric's name and unit."""
     directive = {
         "Namespace": namespace,
-        "Dimensions": [list(dimensions)],
-        "Metrics": [{"Name": name, "Unit": unit} for name, (unit, _) in metrics.items()],
+        "Dimensions": [list(dimension_names)],
+        "Metrics": [{"Name": name, "Unit": unit} for name, unit in units],
     }
-    timestamp = int(time.time() * 1000)
-    record: dict[str, Any] = {"_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [directive]}}
-    record.update(dimensions)
-    record.update({name: value for name, (_, value) in metrics.items()})
-    return json.dumps(record, separators=(",", ":"))
+    return _COMPACT.encode(directive)
 
 
 # One metric set per invocation: Lambda runs one at a time per process, but the local stack serves
