@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fhir_api.errors import InvalidRequest, SearchTooCostly
@@ -287,6 +288,25 @@ def test_canonical_is_stable_sorted_and_encoded() -> None:
     assert a.canonical() == "_count=20&date=ge2024-01-01T10:00%2B01:00&date=lt2024-02-01&status=finished"
     assert a.query_key("Encounter") == "Encounter?" + a.canonical()
     assert encounter({"status": ["finished,cancelled"]}).canonical() != a.canonical()
+
+
+@given(
+    st.text(
+        st.sampled_from("aZ09-._~:|,/%&=+ #?é") | st.characters(blacklist_categories=("Cc", "Cs")),
+        max_size=40,
+    )
+)
+def test_canonical_encodes_any_value_as_url_quoting_does(value: str) -> None:
+    """Values with nothing to encode skip the encoder; every value reads as the encoder writes it."""
+    try:
+        parsed = encounter({"identifier": [value]})
+    except InvalidRequest:
+        assume(False)  # not a value a search can hold (an empty item in a list)
+    written = [group.raw for group in parsed.groups.get("identifier", [])]
+    expected = sorted([("_count", "20"), *(("identifier", raw) for raw in written)])
+    assert parsed.canonical() == "&".join(
+        f"{quote(k, safe=':')}={quote(v, safe=',|:/')}" for k, v in expected
+    )
 
 
 def test_cost_limits() -> None:

@@ -232,7 +232,7 @@ class SearchQuery:
         if self.total:
             pairs.append(("_total", self.total))
         pairs.sort()
-        return "&".join(f"{quote(key, safe=':')}={quote(value, safe=',|:/')}" for key, value in pairs)
+        return "&".join(f"{_quoted(key, _KEY_SAFE)}={_quoted(value, _VALUE_SAFE)}" for key, value in pairs)
 
     def query_key(self, resource_type: str) -> str:
         """What a page token is bound to: the resource type, the canonical query and, for a chained
@@ -242,6 +242,16 @@ class SearchQuery:
             digest = hashlib.sha256(",".join(sorted(self.chain_matches)).encode("utf-8")).hexdigest()
             key += f"#chain={digest}"
         return key
+
+
+# The characters a canonical query writes as they are: ``quote``'s own safe ones and these.
+_KEY_SAFE, _VALUE_SAFE = ":", ",|:/"
+_AS_IS = {safe: re.compile(f"[A-Za-z0-9_.~{re.escape(safe)}-]*") for safe in (_KEY_SAFE, _VALUE_SAFE)}
+
+
+def _quoted(text: str, safe: str) -> str:
+    """``quote(text, safe=safe)``; a text with nothing to quote (most are) is returned without the work."""
+    return text if _AS_IS[safe].fullmatch(text) else quote(text, safe=safe)
 
 
 # Unicode's control characters (category Cc): exactly U+0000-U+001F and U+007F-U+009F.
