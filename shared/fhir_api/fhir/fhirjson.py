@@ -38,12 +38,16 @@ class Number(Decimal):
 def loads(data: bytes | str) -> Any:
     """Parse a request body; malformed, non-UTF-8 or absurdly nested JSON is a 400."""
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        # A str body may hold surrogates standing for bytes that were not UTF-8.
-        text.encode("utf-8")
+        if isinstance(data, bytes):
+            text = data.decode("utf-8")
+        else:
+            text = data
+            # A str body may hold surrogates standing for bytes that were not UTF-8.
+            text.encode("utf-8")
     except UnicodeError as exc:
         raise InvalidRequest("The body is not valid UTF-8 text.") from exc
-    if _nesting_depth(text) > MAX_DEPTH:
+    # No deeper than it has opening brackets: most bodies have too few to need the count.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _nesting_depth(text) > MAX_DEPTH:
         raise InvalidRequest(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
     try:
         return json.loads(
