@@ -106,7 +106,10 @@ class FunctionLogger:
             sys.stderr.write(f"{self.service}: a log line was not written ({type(exc).__name__}: {exc})\n")
             return
         for listener in self._listeners:
-            listener(kept)
+            try:
+                listener(kept)
+            except Exception as exc:  # the listener's failure, never the request's
+                sys.stderr.write(f"{self.service}: a log listener failed ({type(exc).__name__}: {exc})\n")
 
 
 def _timestamp(now: float) -> str:

@@ -133,3 +133,18 @@ def test_a_line_that_cannot_be_written_does_not_fail_the_request(
     functions_logger.info("audit", extra={"audit": {"status": 200}})
 
     assert "a log line was not written (ValueError" in capsys.readouterr().err
+
+
+def test_a_failing_listener_does_not_fail_the_request_or_the_line(
+    logger: tuple[logs.FunctionLogger, io.StringIO], capsys: pytest.CaptureFixture[str]
+) -> None:
+    functions_logger, stream = logger
+
+    def broken(line: Any) -> None:
+        raise RuntimeError("queue gone")
+
+    functions_logger.add_listener(broken)
+    functions_logger.info("audit", extra={"audit": {"status": 200}})
+
+    assert _lines(stream)[0]["audit"] == {"status": 200}
+    assert "a log listener failed (RuntimeError: queue gone)" in capsys.readouterr().err
