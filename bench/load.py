@@ -24,7 +24,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from bench.data import SEARCHED_STATUS, encounter_document
-from local import ROOT, issuer
+from local import LOCAL_DIR, ROOT, issuer
 from local.dynamodb import free_port
 
 # (kind, weight): a clinic's traffic is mostly reads.
@@ -79,8 +79,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+# What the gateway process writes to stderr (a server thread's traceback, say), kept for a run with errors.
+GATEWAY_LOG = LOCAL_DIR / "bench-gateway.log"
+
+
 class GatewayProcess:
-    """The gateway in a child process; a context manager."""
+    """The gateway in a child process; a context manager. Its stderr goes to ``GATEWAY_LOG``."""
 
     def __init__(self, ddb_endpoint: str, prefix: str, env: dict[str, str]) -> None:
         self.port = free_port()
@@ -92,14 +96,16 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> GatewayProcess:
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=str(ROOT),
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        GATEWAY_LOG.parent.mkdir(parents=True, exist_ok=True)
+        with GATEWAY_LOG.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=str(ROOT),
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

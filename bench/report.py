@@ -10,9 +10,10 @@ from typing import Any
 from bench.capacity import Capacity
 from bench.coldstart import ColdStarts
 from bench.hostile import HostileRun
-from bench.load import LoadResult
+from bench.load import GATEWAY_LOG, LoadResult
 from bench.overhead import Overhead
 from bench.scaling import SearchTiming
+from local import ROOT
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,8 @@ def load_table(result: LoadResult) -> list[str]:
     )
     lines = [title, *_table(("request", "count", "p50", "p90", "p99", "max"), rows)]
     lines += [f"  error: {sample}" for sample in result.error_samples[:5]]
+    if result.errors:
+        lines.append(f"  the gateway process's stderr: {GATEWAY_LOG.relative_to(ROOT)}")
     return lines
 
 
