@@ -17,7 +17,7 @@ def _main() -> int:
         sys.path.insert(0, str(SHARED))
     # The functions log one JSON record per request to stdout (CloudWatch in AWS). Here those lines
     # would drown the report, so the process's stdout goes nowhere and the report keeps the terminal.
-    # This happens before fhir_api is imported: the functions' logger binds its handler to sys.stdout.
+    # This happens before fhir_api is imported: the functions' logger writes to sys.stdout as it finds it.
     sys.stdout = open(os.devnull, "w")
     from bench.run import run
 

@@ -37,7 +37,7 @@ class Overhead:
     calls: list[str]
     handler_ms: list[float]
     raw_ms: list[float]
-    own_us: float = 0.0  # median through the handler with DynamoDB's answers replayed (its own work)
+    own_us: float = 0.0  # its own work: median with DynamoDB's answers handed back, less the raw calls'
 
     @property
     def handler_median_ms(self) -> float:

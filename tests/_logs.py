@@ -43,11 +43,11 @@ class CapturedLogs:
 def captured_logs(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[CapturedLogs]:
-    """Point the functions' logger's own handler (and formatter) at a buffer; capture stdlib records too."""
+    """Point the functions' logger's stream at a buffer; capture stdlib records too."""
     stream = io.StringIO()
     functions_logger = logs.get_logger()
     previous, functions_logger.stream = functions_logger.stream, stream
-    caplog.set_level(logging.INFO)  # the level template.yaml deploys with (POWERTOOLS_LOG_LEVEL)
+    caplog.set_level(logging.INFO)  # what libraries (botocore, the local stack) log at INFO and above
     try:
         yield CapturedLogs(stream, caplog, capsys)
     finally:

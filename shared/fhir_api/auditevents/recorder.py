@@ -8,7 +8,8 @@ DynamoDB will not take a write, the invocation fails: Lambda retries the whole b
 backoff), then hands it to the dead-letter queue, whose alarm calls someone. A retried batch stores
 nothing twice. The clinical requests wait for none of this: their only cost is the line they log.
 
-The local stack feeds the same ``record_lines`` from an in-process logging handler (``local.audit_trail``).
+The local stack feeds the same ``record_lines`` from a listener on the functions' logger
+(``local.audit_trail``).
 """
 
 from __future__ import annotations
