@@ -102,14 +102,18 @@ class FunctionLogger:
                 self.stream.write(text)
                 self.stream.flush()
         except (OSError, TypeError, ValueError) as exc:
-            # A line that cannot be written never fails the request it describes (as in ``logging``).
-            sys.stderr.write(f"{self.service}: a log line was not written ({type(exc).__name__}: {exc})\n")
+            self._report("a log line was not written", exc)
             return
         for listener in self._listeners:
             try:
                 listener(kept)
             except Exception as exc:  # the listener's failure, never the request's
-                sys.stderr.write(f"{self.service}: a log listener failed ({type(exc).__name__}: {exc})\n")
+                self._report("a log listener failed", exc)
+
+    def _report(self, what: str, exc: Exception) -> None:
+        """Say on stderr what went wrong with a line: it never fails the request it describes (as in
+        ``logging``)."""
+        sys.stderr.write(f"{self.service}: {what} ({type(exc).__name__}: {exc})\n")
 
 
 def _timestamp(now: float) -> str:
