@@ -34,7 +34,7 @@ seed: ## load sample patients and encounters into a running make run, safe to re
 token: ## print a bearer token of the local issuer: ROLE=<role> [SUB=<subject>] [TTL=<seconds>]
 test: ## lint, then every test: unit, infrastructure, integration, HTTP
 lint: ## ruff, mypy and cfn-lint
-bench: ## the benchmarks (about 70 s); the last line is one JSON object
+bench: ## the benchmarks (about 3 minutes); the last line is one JSON object
 clean: ## remove .venv/, DynamoDB Local and the tools' caches (keeps the local data)
 
 help:

@@ -84,6 +84,28 @@ def test_the_first_entry_is_always_admitted() -> None:
     assert not room.admit("y")
 
 
+def test_a_page_is_written_from_the_entry_texts_that_were_sized() -> None:
+    # Given entries whose text is made by a call that is counted
+    made: list[str] = []
+
+    def entry_text(item: dict[str, str]) -> str:
+        made.append(item["id"])
+        return json.dumps(item)
+
+    room = page_room(10_000, proxy_bytes({"statusCode": 200}), entry_text)
+    admitted = {"id": "a"}
+    refused = {"id": "b" * 20_000}
+
+    # When one entry is admitted and one does not fit
+    assert room.admit(admitted)
+    assert not room.admit(refused)
+
+    # Then the admitted entry's text is the one sized, not made again; the other's is made when asked
+    assert room.entry_text(admitted) == '{"id": "a"}'
+    assert room.entry_text(dict(admitted)) == '{"id": "a"}'
+    assert made == ["a", "b" * 20_000, "a"]
+
+
 def test_a_pages_skeleton_is_counted_with_its_self_url_escaped_as_the_answer_writes_it() -> None:
     # A self URL with what JSON escapes: quotes, a backslash, accented, CJK and astral characters
     self_url = 'https://api.example.org/api/fhir/Patient?name="ça va"\\痛み🩺&_count=5'

@@ -258,7 +258,7 @@ def history(service: ResourceService, request: Request) -> Response:
             service.settings.page_token_ttl_seconds,
         )
         links.append({"relation": "next", "url": f"{self_url}&_page={quote(token)}"})
-    entries = [RawJson(_history_entry(request, stored)) for stored in page.versions]
+    entries = [RawJson(room.entry_text(stored)) for stored in page.versions]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
     if page.next_before is None and before is None:
         bundle["total"] = len(entries)
@@ -305,7 +305,7 @@ def search(service: ResourceService, request: Request) -> Response:
     if page.total is not None:
         bundle["total"] = page.total
     bundle["link"] = links
-    entries: list[Any] = [RawJson(entry(stored)) for stored in (*page.matches, *page.included)]
+    entries: list[Any] = [RawJson(room.entry_text(stored)) for stored in (*page.matches, *page.included)]
     warnings = list(query.warnings)
     if page.included_left_out:
         warnings.append(errors.Issue("incomplete", page.included_left_out, severity="warning"))

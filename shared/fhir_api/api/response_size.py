@@ -33,22 +33,32 @@ def escaped_bytes(text: str) -> int:
 
 
 class PageRoom:
-    """The bytes left for a page's entries: admits entries while they fit, and always the first."""
+    """The bytes left for a page's entries: admits entries while they fit, and always the first. The
+    text of each entry admitted is kept, so that the page is written from the texts that were sized."""
 
     def __init__(self, room: int, entry_text: Callable[[Any], str]) -> None:
         self.room = room
         self._entry_text = entry_text
         self.used = 0
         self.admitted = 0
+        # By the item's id, with the item itself: held here, its id cannot pass to another object.
+        self._texts: dict[int, tuple[Any, str]] = {}
 
     def admit(self, item: Any) -> bool:
         """Count ``item``'s entry in if it fits (with the comma before it); False when it does not."""
-        size = escaped_bytes(self._entry_text(item)) + 1
+        text = self._entry_text(item)
+        size = escaped_bytes(text) + 1
         if self.admitted and self.used + size > self.room:
             return False
         self.used += size
         self.admitted += 1
+        self._texts[id(item)] = (item, text)
         return True
+
+    def entry_text(self, item: Any) -> str:
+        """``item``'s entry: the text admitted for it, else made now."""
+        kept = self._texts.get(id(item))
+        return kept[1] if kept is not None and kept[0] is item else self._entry_text(item)
 
 
 def page_room(limit: int, skeleton_bytes: int, entry_text: Callable[[Any], str]) -> PageRoom:
