@@ -104,11 +104,14 @@ class JwksServer:
                 if server.hang.is_set():
                     server.release.wait(10)
                 body = json.dumps({"keys": server.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # released after a hang: the client gave up waiting and closed its end
 
             def log_message(self, *args: Any) -> None:
                 return None
