@@ -138,6 +138,19 @@ def test_hostile_create_body_is_refused_and_nothing_stored(
     assert client.encounters_of(patient_id) == 0
 
 
+def test_a_body_that_starts_with_a_byte_order_mark_is_stored(client: Client, patient_id: str) -> None:
+    # Given an encounter as a Windows tool saves a UTF-8 file: with a byte order mark first
+    body = "\ufeff".encode() + json.dumps(encounter(patient_id)).encode()
+
+    # When it is POSTed
+    response = client.send("POST", "Encounter", body, Content_Type=FHIR_JSON)
+
+    # Then it is stored like any other (RFC 8259 lets a parser ignore the mark), and read back without it
+    assert response.status_code == 201, response.text
+    assert client.encounters_of(patient_id) == 1
+    assert client.get(f"Encounter/{response.json()['id']}").content.startswith(b'{"resourceType":"Encounter"')
+
+
 @pytest.mark.parametrize("case", BODY_CASES)
 def test_hostile_update_body_is_refused_and_the_version_kept(
     client: Client, patient_id: str, case: str

@@ -37,3 +37,17 @@ def test_decimals_are_written_back_as_they_were_sent() -> None:
 def test_a_body_that_is_not_utf8_is_refused(body: bytes | str) -> None:
     with pytest.raises(InvalidRequest, match="not valid UTF-8"):
         fhirjson.loads(body)
+
+
+WITH_BOM = '\ufeff{"resourceType":"Patient"}'
+
+
+@pytest.mark.parametrize("body", [WITH_BOM, WITH_BOM.encode()])
+def test_a_leading_byte_order_mark_is_ignored(body: bytes | str) -> None:
+    # As RFC 8259 allows a parser to: files saved by Windows tools start with one.
+    assert fhirjson.loads(body) == {"resourceType": "Patient"}
+
+
+def test_a_byte_order_mark_anywhere_else_is_not_json() -> None:
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        fhirjson.loads('{"resourceType":"Patient"}\ufeff'.encode())

@@ -46,6 +46,8 @@ def loads(data: bytes | str) -> Any:
             text.encode("utf-8")
     except UnicodeError as exc:
         raise InvalidRequest("The body is not valid UTF-8 text.") from exc
+    # RFC 8259 lets a parser ignore a leading byte order mark, and Windows tools often write one.
+    text = text.removeprefix("\ufeff")
     # No deeper than it has opening brackets: most bodies have too few to need the count.
     if text.count("{") + text.count("[") > MAX_DEPTH and _nesting_depth(text) > MAX_DEPTH:
         raise InvalidRequest(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
