@@ -161,3 +161,33 @@ def test_read_takes_summary_over_http(
     ).json()
     assert _ids(chained) == [people["a1"]]
     assert set(chained["entry"][0]["resource"]) == {"resourceType", "id", "meta", "status", "class"}
+
+
+def test_a_reference_copied_from_a_full_url_finds_the_same_encounters(
+    api: Any, auth: Callable[..., dict[str, str]], people: dict[str, str]
+) -> None:
+    # Given the fullUrl of a patient as a search answer gives it
+    found = api.get("Patient", params={"_id": people["grace"]}, headers=auth("practitioner")).json()
+    full_url = found["entry"][0]["fullUrl"]
+    assert full_url.startswith(("http://", "https://"))
+
+    # When encounters are searched by that absolute URL, and by the relative reference
+    by_url = api.get("Encounter", params={"subject": full_url}, headers=auth("practitioner"))
+    by_reference = api.get(
+        "Encounter", params={"subject": f"Patient/{people['grace']}"}, headers=auth("practitioner")
+    )
+
+    # Then both find the patient's two encounters
+    assert by_url.status_code == 200, by_url.text
+    assert (
+        sorted(_ids(by_url.json()))
+        == sorted(_ids(by_reference.json()))
+        == sorted([people["g1"], people["g2"]])
+    )
+    # And another server's URL for the same id finds nothing here: it is refused
+    elsewhere = api.get(
+        "Encounter",
+        params={"subject": f"https://elsewhere.example/fhir/Patient/{people['grace']}"},
+        headers=auth("practitioner"),
+    )
+    assert elsewhere.status_code == 400, elsewhere.text

@@ -273,8 +273,10 @@ def search(service: ResourceService, request: Request) -> Response:
     and reports it in an outcome entry. A POST search's links carry its query sealed (``search.sealed``),
     and so do the links of a page reached through one."""
     from fhir_api.search.parameters import parse_query
+    from fhir_api.search.references import local_references
 
     parameters, sealed = _search_parameters(service, request)
+    parameters = local_references(parameters, service.definition.search_parameters, request.base_url)
     query = parse_query(
         parameters,
         service.definition.search_parameters,

@@ -58,11 +58,12 @@ def search(request: Request, settings: Settings) -> Response:
     from fhir_api.api.headers import prefers_lenient_handling
     from fhir_api.search import paging
     from fhir_api.search.parameters import parse_query
+    from fhir_api.search.references import local_references
     from fhir_api.store.budget import ReadBudget
     from fhir_api.store.secrets import page_token_secret
 
     query = parse_query(
-        request.query,
+        local_references(request.query, audit_search.PARAMETERS, request.base_url),
         audit_search.PARAMETERS,
         strict=not prefers_lenient_handling(request.header("Prefer")),
         sorts=audit_search.SORTS,

@@ -10,7 +10,9 @@ Semantics:
   (``status=planned,arrived``); ``\\,`` is a literal comma.
 - Parsed values, by parameter type: ``date`` -> ``dates.DateCriterion``; ``token`` -> ``tokens.TokenValue``;
   ``reference`` -> the target id (``Patient/{id}`` or ``{id}``, ``str``); ``string`` -> ``StringValue``;
-  ``_id`` -> the id (``str``).
+  ``_id`` -> the id (``str``). A reference written as an absolute URL of this server
+  (``{base}/Patient/{id}``, as ``fullUrl`` gives it) is read as the relative one (``local_references``,
+  applied before parsing, ``search.references``); any other absolute URL is 400.
 - Chains (``patient.family=x``, ``subject:Patient.identifier=s|v``): a reference parameter whose target
   type has a table in ``chained`` takes the target's parameters named there (one level, with their own
   modifiers); they are kept in ``SearchQuery.chains`` and searched on the target by the service.
@@ -77,6 +79,7 @@ from fhir_api.search.handling import (
     parse_elements,
     parse_includes,
 )
+from fhir_api.search.references import parse_reference
 from fhir_api.search.strings import normalize_text
 from fhir_api.search.tokens import TokenValue, parse_token, split_escaped, unescape
 
@@ -309,23 +312,6 @@ def parse_count(raw: str) -> int:
     if len(raw.lstrip("0")) > 3:
         return MAX_COUNT
     return min(int(raw), MAX_COUNT)
-
-
-def parse_reference(raw: str, parameter: SearchParameter, modifier: str) -> str:
-    """A reference search value -> the target id. ``Type/{id}`` or ``{id}`` (or ``:Type`` + ``{id}``)."""
-    targets = parameter.target or ("Patient",)
-    if "/" in raw:
-        parts = raw.split("/")
-        if len(parts) != 2 or ":" in parts[0]:
-            raise ValueError(f"expected {targets[0]}/{{id}} or {{id}}, got {raw[:64]!r}")
-        resource_type, ident = parts
-        if resource_type not in targets or (modifier and resource_type != modifier):
-            raise ValueError(f"must reference {' or '.join(targets)}, not {resource_type}")
-    else:
-        ident = raw
-    if not ID_RE.fullmatch(ident):
-        raise ValueError(f"not a valid id: {ident[:64]!r}")
-    return ident
 
 
 def _parse_value(raw: str, parameter: SearchParameter, modifier: str, now: datetime | None) -> Any:
