@@ -24,7 +24,7 @@ AUD ?=
 TEST_DIRS := $(wildcard tests/unit tests/infrastructure tests/integration tests/http)
 PYTEST_ARGS ?=
 
-.PHONY: help install run seed token test lint bench clean
+.PHONY: help install run seed token test lint bench element-tables clean
 
 # `make help` prints the "## " text of each target below, one line each.
 help: ## this list
@@ -35,10 +35,11 @@ token: ## print a bearer token of the local issuer: ROLE=<role> [SUB=<subject>] 
 test: ## lint, then every test: unit, infrastructure, integration, HTTP
 lint: ## ruff, mypy and cfn-lint
 bench: ## the benchmarks (about 3 minutes); the last line is one JSON object
+element-tables: ## regenerate shared/fhir_api/fhir/element_tables.json from the pinned fhir.resources
 clean: ## remove .venv/, DynamoDB Local and the tools' caches (keeps the local data)
 
 help:
-	@awk -F ':.*## ' '/^[a-z]+: ## / { printf "  make %-8s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
+	@awk -F ':.*## ' '/^[a-z-]+: ## / { printf "  make %-15s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
 
 install: $(STAMP) $(DDB_JAR) $(FHIR_SCHEMA) $(SWAGGER_UI)
 
@@ -92,6 +93,9 @@ test: lint
 
 bench: install
 	$(PY) -m bench
+
+element-tables: install
+	cd shared && ../$(PY) -c 'from fhir_api.fhir.models import write_element_tables; write_element_tables()'
 
 clean:
 	rm -rf $(VENV) .local/dynamodb-local .pytest_cache .mypy_cache .ruff_cache

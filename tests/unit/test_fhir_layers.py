@@ -1,5 +1,6 @@
 """The fhir package's boundaries: fhir.resources read in one module, fhir/ never importing resources/,
-and a read function's cold start loading neither the models, nor the validation walk, nor JSON Patch."""
+a read function's cold start loading neither the models, nor the validation walk, nor JSON Patch, and
+a write validating on the element tables without importing the models."""
 
 from __future__ import annotations
 
@@ -50,24 +51,26 @@ def test_the_fhir_package_does_not_import_the_resource_types() -> None:
     assert {name: modules for name, modules in backwards.items() if modules} == {}
 
 
-def test_a_read_function_starts_without_the_models_or_the_validation_walk() -> None:
-    # Given a fresh process that imports what a read function imports
-    probe = (
-        "import sys\n"
-        "from fhir_api.api.handler import make_handler\n"
-        "from fhir_api.resources import DEFINITIONS\n"
-        "make_handler('encounter_read')\n"
-        "print(' '.join(sorted(sys.modules)))\n"
-    )
+def _loaded_by(probe: str) -> list[str]:
+    """The modules a fresh process has imported once it has run ``probe``."""
     result = subprocess.run(
-        [sys.executable, "-c", probe],
+        [sys.executable, "-c", probe + "\nimport sys\nprint(' '.join(sorted(sys.modules)))\n"],
         cwd=PACKAGE.parent,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    loaded = result.stdout.split()
+    return result.stdout.split()
+
+
+def test_a_read_function_starts_without_the_models_or_the_validation_walk() -> None:
+    # Given a fresh process that imports what a read function imports
+    loaded = _loaded_by(
+        "from fhir_api.api.handler import make_handler\n"
+        "from fhir_api.resources import DEFINITIONS\n"
+        "make_handler('encounter_read')\n"
+    )
 
     # Then neither the models, nor the walk, nor the rules of a write were loaded
     assert [module for module in loaded if _is_under(module, MODEL_LIBRARIES)] == []
@@ -80,3 +83,18 @@ def test_a_read_function_starts_without_the_models_or_the_validation_walk() -> N
         "fhir_api.fhir.patching",  # JSON Patch: loaded by a PATCH only
     ):
         assert module not in loaded
+
+
+def test_a_write_validates_without_importing_the_models() -> None:
+    # Given a fresh process that validates an encounter with a contained resource, as a create does
+    loaded = _loaded_by(
+        "from fhir_api.fhir.validation import validate_resource\n"
+        "validate_resource('Encounter', {'resourceType': 'Encounter', 'status': 'finished',\n"
+        "    'class': {'system': 'http://terminology.hl7.org/CodeSystem/v3-ActCode', 'code': 'AMB'},\n"
+        "    'subject': {'reference': 'Patient/p1'}, 'contained': [{'resourceType': 'Observation',\n"
+        "    'id': 'o1', 'status': 'final', 'code': {'text': 'x'}}]})\n"
+    )
+
+    # Then the walk ran on the generated element tables: neither fhir.resources nor pydantic was imported
+    assert "fhir_api.fhir.structure" in loaded
+    assert [module for module in loaded if _is_under(module, MODEL_LIBRARIES)] == []

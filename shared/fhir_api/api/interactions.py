@@ -67,7 +67,7 @@ def run(route: Route, request: Request, settings: Settings, context: Any) -> Res
 
 def prepare(route: Route, settings: Settings) -> None:
     """Load at init what the route's first request would load on demand: under SnapStart, Lambda
-    snapshots the initialised process, so the DynamoDB client and the FHIR models start warm."""
+    snapshots the initialised process, so the DynamoDB client and the FHIR element tables start warm."""
     if route.resource_type is None:
         return
     from fhir_api.resources import service_for

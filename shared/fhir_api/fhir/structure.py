@@ -1,7 +1,7 @@
 """FHIR R4's JSON format, element by element: the walk behind ``validate_resource``'s 400s.
 
-The body is walked along the element tables of the fhir.resources models (``fhir_api.fhir.models``),
-because the models alone are too lax for a server: they coerce (``"true"`` -> True, ``"2"`` -> 2),
+The body is walked along FHIR's element tables (``fhir_api.fhir.models``, generated from the fhir.resources
+models), because the models alone are too lax for a server: they coerce (``"true"`` -> True, ``"2"`` -> 2),
 accept keys that are not FHIR (``fhir_comments``, ``resource_type``, ``status__ext``), let nulls, empty
 arrays and objects through and check no code bindings. What is refused: docs/validation.md.
 """

@@ -56,8 +56,8 @@ def validate_resource(resource_type: str, document: object) -> dict[str, Any]:
 
 
 def load_model(resource_type: str) -> None:
-    """Import the FHIR model of ``resource_type`` now rather than at the first validation."""
-    models.resource_model(resource_type)
+    """Load the element tables of ``resource_type`` now rather than at the first validation."""
+    models.elements(models.resource_model(resource_type))
 
 
 def missing_required(resource_type: str, body: Mapping[str, Any]) -> list[Issue]:
