@@ -134,7 +134,7 @@ def element_tables_from_models() -> dict[str, Any]:
         if klass is not None:
             resources[name] = _key(klass)
     types: dict[str, list[list[Any]]] = {}
-    pending = ["element.Element", *resources.values()]
+    pending = [element_model(), *resources.values()]
     while pending:
         key = pending.pop()
         if key in types:
